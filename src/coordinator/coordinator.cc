@@ -1,0 +1,2 @@
+// Coordinator: placeholder until the loop lands.
+namespace tierflow::coordinator {}

@@ -1,0 +1,2 @@
+// Mover runtime: placeholder until the runtime lands.
+namespace tierflow::mover {}
