@@ -1,11 +1,27 @@
 // Action names and Lustre numeric forms.
 #include "hsm/action.h"
 
-#include <strings.h>
-
-#include <string>
+#include <cctype>
 
 namespace tierflow::hsm {
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(a[i])) !=
+        std::toupper(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+constexpr Action kAllActions[] = {Action::kArchive, Action::kRestore, Action::kRemove,
+                                  Action::kCancel};
+
+}  // namespace
 
 std::string_view ActionName(Action a) {
   switch (a) {
@@ -18,9 +34,8 @@ std::string_view ActionName(Action a) {
 }
 
 std::optional<Action> ParseActionName(std::string_view name) {
-  std::string n(name);
-  for (Action a : {Action::kArchive, Action::kRestore, Action::kRemove, Action::kCancel}) {
-    if (strcasecmp(n.c_str(), std::string(ActionName(a)).c_str()) == 0) return a;
+  for (Action a : kAllActions) {
+    if (EqualsIgnoreCase(name, ActionName(a))) return a;
   }
   return std::nullopt;
 }
@@ -32,7 +47,7 @@ uint32_t ToCopytoolAction(Action a) {
     case Action::kRemove: return 22;
     case Action::kCancel: return 23;
   }
-  return 10;
+  return kCopytoolActionNoop;
 }
 
 std::optional<Action> FromCopytoolAction(uint32_t v) {
@@ -43,6 +58,19 @@ std::optional<Action> FromCopytoolAction(uint32_t v) {
     case 23: return Action::kCancel;
     default: return std::nullopt;
   }
+}
+
+std::string_view CopytoolActionName(uint32_t v) {
+  if (v == kCopytoolActionNoop) return "NOOP";
+  std::optional<Action> a = FromCopytoolAction(v);
+  return a ? ActionName(*a) : "UNKNOWN";
+}
+
+std::optional<uint32_t> ParseCopytoolActionName(std::string_view name) {
+  if (EqualsIgnoreCase(name, "NOOP")) return kCopytoolActionNoop;
+  std::optional<Action> a = ParseActionName(name);
+  if (!a) return std::nullopt;
+  return ToCopytoolAction(*a);
 }
 
 uint32_t ToUserAction(Action a) {
