@@ -15,9 +15,9 @@ struct StateName {
   std::string_view name;
 };
 
-// Bit order.
+// lfs hsm_state's order: "released" first, then the remaining bits in bit order.
 constexpr StateName kStateNames[] = {
-    {kStateExists, "exists"},       {kStateDirty, "dirty"},         {kStateReleased, "released"},
+    {kStateReleased, "released"},   {kStateExists, "exists"},       {kStateDirty, "dirty"},
     {kStateArchived, "archived"},   {kStateNoRelease, "norelease"}, {kStateNoArchive, "noarchive"},
     {kStateLost, "lost"}};
 

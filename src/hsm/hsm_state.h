@@ -24,9 +24,10 @@ inline constexpr uint32_t kStateLost = 0x40;
 inline constexpr uint32_t kStateUserSettable = kStateNoRelease | kStateNoArchive | kStateDirty;
 inline constexpr uint32_t kStateAll = 0x7f;
 
-// tierflow's names of the set bits, in bit order: "exists", "dirty", "released", "archived",
-// "norelease", "noarchive", "lost". (lfs hsm_state prints "released" first and says
-// "never_release", "never_archive", "lost_from_hsm"; tierflow does not copy that.)
+// tierflow's names of the set bits in lfs hsm_state's order, "released" first: "released",
+// "exists", "dirty", "archived", "norelease", "noarchive", "lost" (so `tierflow state` reads like
+// `lfs hsm_state`: "(0x0000000d) released exists archived"). lfs's longer names
+// ("never_release", "never_archive", "lost_from_hsm") are not copied.
 // Unknown bits are left out.
 std::vector<std::string> StateNames(uint32_t states);
 

@@ -24,11 +24,11 @@ TEST(HsmStateTest, BitsAreLustres) {
   EXPECT_EQ(kStateUserSettable, NR | NA | D);
 }
 
-TEST(HsmStateTest, NamesInBitOrder) {
+TEST(HsmStateTest, NamesInLfsOrder) {
   EXPECT_EQ(StateNames(kStateAll),
-            (std::vector<std::string>{"exists", "dirty", "released", "archived", "norelease",
+            (std::vector<std::string>{"released", "exists", "dirty", "archived", "norelease",
                                       "noarchive", "lost"}));
-  EXPECT_EQ(StateNames(R | A | E), (std::vector<std::string>{"exists", "released", "archived"}));
+  EXPECT_EQ(StateNames(R | A | E), (std::vector<std::string>{"released", "exists", "archived"}));
   EXPECT_TRUE(StateNames(0).empty());
   EXPECT_TRUE(StateNames(0x80).empty());
 }
