@@ -1,2 +1,1293 @@
-// Coordinator: placeholder until the loop lands.
-namespace tierflow::coordinator {}
+// The coordinator state machine (see coordinator.h for the design). Loop thread only.
+#include "coordinator/coordinator.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "coordinator/convert.h"
+
+namespace tierflow::coordinator {
+
+using store::JournalRecord;
+using store::RequestRow;
+using store::RequestState;
+
+namespace {
+
+constexpr size_t kMaxInfosPerUpdate = 4096;
+
+size_t EstimateItemBytes(const RequestRow& row) {
+  return 64 + row.path.size() + row.data.size() + row.file.fsid.size() + row.error.size() +
+         row.mover.size();
+}
+
+std::string JournalFailure(const std::string& error) {
+  return fmt::format("journal write failed: {}; requests not accepted (retry once the state "
+                     "directory is writable again)",
+                     error);
+}
+
+}  // namespace
+
+// ---- small helpers ----
+
+int Coordinator::KindOf(hsm::Action action) {
+  switch (action) {
+    case hsm::Action::kRestore: return 0;
+    case hsm::Action::kRemove: return 1;
+    default: return 2;
+  }
+}
+
+hsm::Action Coordinator::ActionOfKind(int kind) {
+  static constexpr hsm::Action kOrder[kKinds] = {hsm::Action::kRestore, hsm::Action::kRemove,
+                                                 hsm::Action::kArchive};
+  return kOrder[kind];
+}
+
+bool Coordinator::Mover::Serves(uint32_t archive_id) const {
+  return archive_ids.empty() ||
+         std::binary_search(archive_ids.begin(), archive_ids.end(), archive_id);
+}
+
+int64_t Coordinator::Mover::Free(int kind) const {
+  if (cap[kind] < 0) return INT64_MAX;
+  return std::max<int64_t>(0, cap[kind] - running[kind]);
+}
+
+Coordinator::Coordinator(const CoordinatorOptions& options, EventLoop* loop, JournalSink* journal)
+    : options_(options), clock_(options.clock), loop_(loop), journal_(journal) {
+  loop_->SetTurnEndHook([this] { EndTurn(); });
+}
+
+Coordinator::~Coordinator() { loop_->SetTurnEndHook({}); }
+
+Coordinator::Request* Coordinator::Find(uint64_t id) {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : &it->second;
+}
+
+const Coordinator::Request* Coordinator::Find(uint64_t id) const {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : &it->second;
+}
+
+const RequestRow* Coordinator::FindRow(uint64_t id) const {
+  const Request* r = Find(id);
+  return r ? &r->row : nullptr;
+}
+
+const Coordinator::Request* Coordinator::FindPending(const hsm::FileId& file,
+                                                     hsm::Action action) const {
+  auto it = files_.find(file);
+  if (it == files_.end()) return nullptr;
+  for (uint64_t id : it->second) {
+    const Request* r = Find(id);
+    if (r && r->row.action == action && !store::IsFinal(r->row.state)) return r;
+  }
+  return nullptr;
+}
+
+// ---- recovery ----
+
+Status Coordinator::Recover(const store::JournalContents& contents) {
+  int64_t now = clock_->NowMicros();
+  int64_t wall = clock_->WallMicros();
+  uint64_t max_id = 0;
+  std::vector<std::pair<int64_t, uint64_t>> purges;
+  for (const RequestRow& row : contents.requests) {
+    max_id = std::max(max_id, row.id);
+    Request& r = Insert(row);
+    r.durable = true;
+    if (row.state == RequestState::kQueued) {
+      Enqueue(r);
+    } else if (row.state == RequestState::kAssigned) {
+      auto [it, created] = movers_.try_emplace(row.mover);
+      Mover& m = it->second;
+      if (created) m.id = row.mover;
+      m.assigned.insert(row.id);
+      ++m.running[KindOf(row.action)];
+      r.sent = true;  // unknown: the mover's Hello decides
+    } else {
+      int64_t left = std::clamp<int64_t>(row.changed_us + options_.final_grace_us - wall, 0,
+                                         options_.final_grace_us);
+      purges.emplace_back(now + left, row.id);
+      r.purge_scheduled = true;
+    }
+  }
+  std::sort(purges.begin(), purges.end());
+  purge_fifo_.assign(purges.begin(), purges.end());
+  ArmPurgeTimer();
+
+  next_id_ = std::max<uint64_t>(max_id + 1, 1);
+  if (auto it = contents.meta.find("next_id"); it != contents.meta.end()) {
+    uint64_t v = 0;
+    try {
+      v = std::stoull(it->second);
+    } catch (...) {
+      return Status(Code::kCorrupt, fmt::format("journal meta next_id '{}' is not a number; the "
+                                                "journal is damaged, restore it from a backup",
+                                                it->second));
+    }
+    next_id_ = std::max(next_id_, v);
+  }
+  if (auto it = contents.meta.find("lock"); it != contents.meta.end()) {
+    lock_ = it->second == "0" ? 0 : 1;
+    if (it->second == "2") {
+      spdlog::warn("lock 2 (quit) was in force at the last stop; starting locked (lock 1): run "
+                   "`tierflow lock 0` to dispatch again");
+    }
+  }
+
+  std::vector<std::pair<int64_t, std::string>> keys;
+  for (const auto& [key, entry] : contents.idempotency) {
+    int64_t left = entry.created_us + options_.idempotency_ttl_us - wall;
+    if (left <= 0) {
+      extra_records_.push_back(JournalRecord::DeleteIdempotency(key));
+      continue;
+    }
+    IdempotencyEntry& e = idempotency_[key];
+    e.ids = entry.ids;
+    e.merged.assign(entry.ids.size(), false);
+    e.created_us = entry.created_us;
+    keys.emplace_back(now + std::min(left, options_.idempotency_ttl_us), key);
+  }
+  std::sort(keys.begin(), keys.end());
+  idempotency_fifo_.assign(keys.begin(), keys.end());
+  ArmIdempotencyTimer();
+
+  for (auto& [id, m] : movers_) {
+    if (!m.assigned.empty()) StartGrace(m);
+  }
+  dispatch_needed_ = true;
+  spdlog::info("coordinator recovered {} requests ({} queued, {} assigned to {} movers), next id "
+               "{}, lock {}",
+               requests_.size(), queued_total_, assigned_total_, movers_.size(), next_id_, lock_);
+  return Status::Ok();
+}
+
+// ---- request bookkeeping ----
+
+Coordinator::Request& Coordinator::Insert(RequestRow row) {
+  uint64_t id = row.id;
+  Request& r = requests_[id];
+  r.row = std::move(row);
+  files_[r.row.file].push_back(id);
+  ++counts_[KindOf(r.row.action)][static_cast<int>(r.row.state)];
+  if (r.row.state == RequestState::kQueued) ++queued_total_;
+  if (r.row.state == RequestState::kAssigned) ++assigned_total_;
+  return r;
+}
+
+void Coordinator::SetState(Request& r, RequestState state) {
+  RequestState old = r.row.state;
+  int kind = KindOf(r.row.action);
+  --counts_[kind][static_cast<int>(old)];
+  ++counts_[kind][static_cast<int>(state)];
+  if (old == RequestState::kQueued) --queued_total_;
+  if (old == RequestState::kAssigned) --assigned_total_;
+  if (state == RequestState::kQueued) ++queued_total_;
+  if (state == RequestState::kAssigned) ++assigned_total_;
+  r.row.state = state;
+  r.row.changed_us = clock_->WallMicros();
+}
+
+void Coordinator::Forget(uint64_t id) {
+  Request* r = Find(id);
+  if (!r) return;
+  if (r->queued) Dequeue(*r);
+  if (r->row.state == RequestState::kAssigned) Unassign(*r);
+  int kind = KindOf(r->row.action);
+  --counts_[kind][static_cast<int>(r->row.state)];
+  if (r->row.state == RequestState::kQueued) --queued_total_;
+  if (r->row.state == RequestState::kAssigned) --assigned_total_;
+  if (auto it = files_.find(r->row.file); it != files_.end()) {
+    auto& ids = it->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+    if (ids.empty()) files_.erase(it);
+  }
+  if (r->watched) {
+    FinishWatchersOf(id, Status(Code::kNotFound,
+                                fmt::format("request {} is no longer known: its journal write "
+                                            "failed; submit it again",
+                                            id)));
+  }
+  requests_.erase(id);
+}
+
+void Coordinator::Enqueue(Request& r) {
+  queues_[QueueKey{KindOf(r.row.action), r.row.archive_id, r.row.flags}].insert(r.row.id);
+  r.queued = true;
+  dispatch_needed_ = true;
+}
+
+void Coordinator::Dequeue(Request& r) {
+  auto it = queues_.find(QueueKey{KindOf(r.row.action), r.row.archive_id, r.row.flags});
+  if (it != queues_.end()) {
+    it->second.erase(r.row.id);
+    if (it->second.empty()) queues_.erase(it);
+  }
+  r.queued = false;
+}
+
+void Coordinator::Unassign(Request& r) {
+  auto it = movers_.find(r.row.mover);
+  if (it != movers_.end()) {
+    Mover& m = it->second;
+    if (m.assigned.erase(r.row.id) > 0) --m.running[KindOf(r.row.action)];
+  }
+  r.sent = false;
+  r.send_pending = false;
+  dispatch_needed_ = true;
+}
+
+void Coordinator::Finalize(Request& r, RequestState state, int32_t error_code, std::string error) {
+  if (r.queued) Dequeue(r);
+  if (r.row.state == RequestState::kAssigned) Unassign(r);
+  SetState(r, state);
+  r.row.error_code = error_code;
+  r.row.error = std::move(error);
+  r.cancel_requested = false;
+  MarkDirty(r);
+}
+
+void Coordinator::Requeue(Request& r, const std::string& why) {
+  if (r.cancel_requested) {
+    Finalize(r, RequestState::kCanceled, ECANCELED,
+             fmt::format("canceled (a cancel was pending when {})", why));
+    return;
+  }
+  if (r.row.state == RequestState::kAssigned) Unassign(r);
+  SetState(r, RequestState::kQueued);
+  r.row.mover.clear();
+  r.bytes_done = 0;
+  MarkDirty(r);
+  if (!r.queued) Enqueue(r);
+}
+
+// ---- journal discipline ----
+
+void Coordinator::MarkDirty(Request& r) {
+  if (r.in_turn) return;
+  r.in_turn = true;
+  current_.touched.push_back(r.row.id);
+}
+
+void Coordinator::AfterDurable(JournalSink::Done fn) {
+  bool current_has_records =
+      !current_.touched.empty() || !extra_records_.empty() || next_id_dirty_ || lock_dirty_;
+  if (current_has_records) {
+    current_.callbacks.push_back(std::move(fn));
+  } else if (!inflight_.empty()) {
+    inflight_.back().callbacks.push_back(std::move(fn));
+  } else {
+    fn(Status::Ok());
+  }
+}
+
+void Coordinator::EndTurn() {
+  if (dispatch_needed_) Dispatch();
+  CheckQuit();
+  FlushJournal();
+}
+
+void Coordinator::FlushJournal() {
+  std::vector<JournalRecord> records;
+  records.reserve(current_.touched.size() + extra_records_.size() + 2);
+  std::vector<uint64_t> put;
+  put.reserve(current_.touched.size());
+  for (uint64_t id : current_.touched) {
+    Request* r = Find(id);
+    if (!r) continue;
+    r->in_turn = false;
+    ++r->unsynced;
+    records.push_back(JournalRecord::Put(r->row));
+    put.push_back(id);
+  }
+  current_.touched = std::move(put);
+  if (next_id_dirty_) records.push_back(JournalRecord::Meta("next_id", std::to_string(next_id_)));
+  if (lock_dirty_) records.push_back(JournalRecord::Meta("lock", std::to_string(lock_)));
+  next_id_dirty_ = lock_dirty_ = false;
+  for (JournalRecord& rec : extra_records_) records.push_back(std::move(rec));
+  extra_records_.clear();
+
+  if (records.empty()) {
+    // Nothing to write: callbacks wait for what is already in flight, if anything.
+    std::vector<JournalSink::Done> callbacks = std::move(current_.callbacks);
+    current_ = Append{};
+    if (!inflight_.empty()) {
+      for (auto& cb : callbacks) inflight_.back().callbacks.push_back(std::move(cb));
+    } else {
+      for (auto& cb : callbacks) cb(Status::Ok());
+    }
+    return;
+  }
+  uint64_t seq = next_seq_++;
+  current_.seq = seq;
+  inflight_.push_back(std::move(current_));
+  current_ = Append{};
+  journal_->Append(std::move(records), [this, seq](const Status& status) {
+    loop_->Post([this, seq, status] { OnDurable(seq, status); });
+  });
+}
+
+void Coordinator::OnDurable(uint64_t seq, const Status& status) {
+  if (inflight_.empty() || inflight_.front().seq != seq) {
+    spdlog::error("journal append {} completed out of order; ignoring its completion", seq);
+    return;
+  }
+  Append append = std::move(inflight_.front());
+  inflight_.pop_front();
+  for (uint64_t id : append.touched) {
+    if (Request* r = Find(id)) --r->unsynced;
+  }
+  if (!status.ok()) {
+    OnAppendFailed(append, status);
+    return;
+  }
+  if (!journal_ok_) {
+    spdlog::info("journal writes succeed again; accepting requests and dispatching");
+    journal_ok_ = true;
+    journal_error_.clear();
+    dispatch_needed_ = true;
+  }
+  std::vector<uint64_t> notify;
+  for (uint64_t id : append.touched) {
+    Request* r = Find(id);
+    if (!r) continue;
+    r->durable = true;
+    if (r->unsynced != 0) continue;
+    if (store::IsFinal(r->row.state) && !r->purge_scheduled) SchedulePurge(*r);
+    if (r->watched) notify.push_back(id);
+  }
+  for (uint64_t id : append.created) {
+    Request* r = Find(id);
+    if (r && r->row.state == RequestState::kQueued && !r->queued) Enqueue(*r);
+  }
+  SendAssigned(append.sends);
+  NotifyWatchers(notify, false);
+  for (auto& cb : append.callbacks) cb(Status::Ok());
+}
+
+void Coordinator::OnAppendFailed(Append& append, const Status& status) {
+  if (journal_ok_) {
+    spdlog::error("journal append failed: {}; refusing new requests and pausing dispatch until a "
+                  "write succeeds (retrying every {} ms)",
+                  status.ToString(), options_.journal_retry_us / 1000);
+  }
+  journal_ok_ = false;
+  journal_error_ = status.ToString();
+  std::unordered_set<uint64_t> created(append.created.begin(), append.created.end());
+  for (uint64_t id : append.created) Forget(id);
+  for (const std::string& key : append.idempotency_keys) idempotency_.erase(key);
+  for (uint64_t id : append.touched) {
+    if (!created.count(id) && Find(id)) retry_.insert(id);
+  }
+  for (const Send& s : append.sends) {
+    Request* r = Find(s.id);
+    if (r && r->row.state == RequestState::kAssigned && r->row.mover == s.mover &&
+        r->row.epoch == s.epoch && !r->sent) {
+      Requeue(*r, "its assignment could not be journaled");
+    }
+  }
+  for (auto& cb : append.callbacks) cb(status);
+  ScheduleJournalRetry();
+}
+
+void Coordinator::ScheduleJournalRetry() {
+  if (retry_timer_ != 0) return;
+  retry_timer_ = loop_->RunAt(clock_->NowMicros() + options_.journal_retry_us, [this] {
+    retry_timer_ = 0;
+    for (uint64_t id : retry_) {
+      if (Request* r = Find(id)) MarkDirty(*r);
+    }
+    retry_.clear();
+    next_id_dirty_ = true;  // also a probe when nothing else is pending
+    lock_dirty_ = true;
+  });
+}
+
+// ---- client calls ----
+
+void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply> done) {
+  if (shutting_down_) {
+    done(Status(Code::kUnavailable, "coordinator is shutting down; submit again after it restarts"));
+    return;
+  }
+  if (!journal_ok_) {
+    done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
+    return;
+  }
+  auto finish = [this](v1::SubmitReply reply, Reply<v1::SubmitReply> done) {
+    AfterDurable([this, reply = std::move(reply), done = std::move(done)](const Status& st) {
+      if (!st.ok()) {
+        done(Status(Code::kUnavailable, JournalFailure(st.ToString())));
+        return;
+      }
+      for (const auto& a : reply.accepted()) {
+        if (!Find(a.id())) {
+          done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
+          return;
+        }
+      }
+      done(reply);
+    });
+  };
+  const std::string& key = request.idempotency_key();
+  if (!key.empty()) {
+    if (auto it = idempotency_.find(key); it != idempotency_.end()) {
+      v1::SubmitReply reply;
+      for (size_t i = 0; i < it->second.ids.size(); ++i) {
+        auto* a = reply.add_accepted();
+        a->set_id(it->second.ids[i]);
+        a->set_merged(it->second.merged[i]);
+      }
+      finish(std::move(reply), std::move(done));
+      return;
+    }
+  }
+  std::vector<RequestRow> rows;
+  rows.reserve(request.requests_size());
+  for (int i = 0; i < request.requests_size(); ++i) {
+    Result<RequestRow> row = RowFromSpec(request.requests(i), i);
+    if (!row.ok()) {
+      done(row.status());
+      return;
+    }
+    rows.push_back(std::move(row).value());
+  }
+  int64_t wall = clock_->WallMicros();
+  v1::SubmitReply reply;
+  IdempotencyEntry entry;
+  for (RequestRow& row : rows) {
+    auto* accepted = reply.add_accepted();
+    if (row.archive_id == 0) row.archive_id = options_.default_archive_id;
+    if (const Request* existing = FindPending(row.file, row.action)) {
+      accepted->set_id(existing->row.id);
+      accepted->set_merged(true);
+    } else {
+      row.id = next_id_++;
+      row.created_us = row.changed_us = wall;
+      accepted->set_id(row.id);
+      Request& r = Insert(std::move(row));
+      MarkDirty(r);
+      current_.created.push_back(r.row.id);
+      next_id_dirty_ = true;
+    }
+    entry.ids.push_back(accepted->id());
+    entry.merged.push_back(accepted->merged());
+  }
+  if (!key.empty()) {
+    entry.created_us = wall;
+    extra_records_.push_back(JournalRecord::Idempotency(key, entry.ids, wall));
+    current_.idempotency_keys.push_back(key);
+    idempotency_fifo_.emplace_back(clock_->NowMicros() + options_.idempotency_ttl_us, key);
+    idempotency_[key] = std::move(entry);
+    ArmIdempotencyTimer();
+  }
+  finish(std::move(reply), std::move(done));
+}
+
+void Coordinator::Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply> done) {
+  if (shutting_down_) {
+    done(Status(Code::kUnavailable, "coordinator is shutting down; cancel again after it restarts"));
+    return;
+  }
+  std::vector<uint64_t> targets;
+  for (uint64_t id : request.ids()) {
+    if (!Find(id)) {
+      done(Status(Code::kNotFound,
+                  fmt::format("request {} is not known (never submitted, or purged after its "
+                              "grace delay); nothing was canceled",
+                              id)));
+      return;
+    }
+    targets.push_back(id);
+  }
+  for (const auto& ref : request.files()) {
+    auto it = files_.find(FileIdFromProto(ref));
+    if (it == files_.end()) continue;
+    targets.insert(targets.end(), it->second.begin(), it->second.end());
+  }
+  std::sort(targets.begin(), targets.end());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+
+  v1::CancelReply reply;
+  std::map<std::string, v1::CoordinatorMessage> forwards;
+  for (uint64_t id : targets) {
+    Request& r = *Find(id);
+    if (store::IsFinal(r.row.state)) continue;
+    if (r.row.state == RequestState::kQueued || !r.sent) {
+      Finalize(r, RequestState::kCanceled, ECANCELED, "canceled before it ran");
+      reply.add_canceled(id);
+      continue;
+    }
+    r.cancel_requested = true;
+    reply.add_forwarded(id);
+    auto it = movers_.find(r.row.mover);
+    if (it != movers_.end() && it->second.connected) {
+      auto* item = forwards[r.row.mover].mutable_cancel()->add_items();
+      item->set_id(id);
+      item->set_epoch(r.row.epoch);
+    }
+  }
+  for (auto& [mover, msg] : forwards) movers_[mover].channel->Send(std::move(msg));
+  AfterDurable([reply = std::move(reply), done = std::move(done)](const Status& st) {
+    if (!st.ok()) {
+      done(Status(Code::kUnavailable,
+                  fmt::format("cancel applied but its journal write failed: {}; it is retried, "
+                              "check the state directory",
+                              st.ToString())));
+      return;
+    }
+    done(reply);
+  });
+}
+
+void Coordinator::Lock(uint32_t level, Reply<v1::LockReply> done) {
+  if (level > 2) {
+    done(Status(Code::kInvalidArgument,
+                fmt::format("lock level {} is not 0 (dispatch), 1 (accept, dispatch nothing) or 2 "
+                            "(lock, then quit once nothing runs)",
+                            level)));
+    return;
+  }
+  lock_ = level;
+  lock_dirty_ = true;
+  quit_armed_ = false;
+  if (level == 0) dispatch_needed_ = true;
+  spdlog::info("lock set to {}", level);
+  AfterDurable([this, level, done = std::move(done)](const Status& st) {
+    if (!st.ok()) {
+      done(Status(Code::kUnavailable,
+                  fmt::format("lock {} applied but its journal write failed: {}; it is retried",
+                              level, st.ToString())));
+      return;
+    }
+    if (level == 2 && lock_ == 2) quit_armed_ = true;
+    v1::LockReply reply;
+    reply.set_lock(lock_);
+    done(reply);
+  });
+}
+
+void Coordinator::CheckQuit() {
+  if (!quit_armed_ || quit_fired_ || lock_ != 2 || assigned_total_ != 0) return;
+  quit_fired_ = true;
+  spdlog::info("lock 2: nothing is assigned any more; quitting");
+  if (quit_handler_) quit_handler_();
+}
+
+void Coordinator::Shutdown() {
+  shutting_down_ = true;
+  Status closing(Code::kUnavailable,
+                 "coordinator is shutting down; reconnect to it after it restarts");
+  for (auto& [id, m] : movers_) {
+    if (m.grace_timer != 0) loop_->CancelTimer(m.grace_timer);
+    m.grace_timer = 0;
+    if (m.connected && m.channel) m.channel->Close(closing);
+  }
+  for (auto& [wid, w] : watchers_) w.channel->Finish(closing);
+  watchers_.clear();
+  watch_index_.clear();
+  for (auto& [id, r] : requests_) r.watched = false;
+}
+
+// ---- dispatch ----
+
+void Coordinator::Dispatch() {
+  dispatch_needed_ = false;
+  if (lock_ != 0 || !journal_ok_ || shutting_down_ || queues_.empty()) return;
+  std::vector<Mover*> ready;
+  for (auto& [id, m] : movers_) {
+    if (m.connected) ready.push_back(&m);
+  }
+  if (ready.empty()) return;
+  bool more = false;
+  for (size_t i = 0; i < ready.size() && !queues_.empty(); ++i) {
+    Mover& m = *ready[(rr_ + i) % ready.size()];
+    if (DispatchTo(m) >= options_.max_dispatch_per_turn) more = true;
+  }
+  ++rr_;
+  if (more && !queues_.empty()) {
+    // Another turn, so this one's append stays bounded.
+    dispatch_needed_ = true;
+    loop_->Post([] {});
+  }
+}
+
+size_t Coordinator::DispatchTo(Mover& m) {
+  size_t total = 0;
+  for (int kind = 0; kind < kKinds; ++kind) {
+    size_t budget = options_.max_dispatch_per_turn - total;
+    size_t want = static_cast<size_t>(std::min<int64_t>(m.Free(kind), budget));
+    if (want == 0) continue;
+    size_t taken = 0;
+    if (m.archive_ids.empty()) {
+      taken = TakeFrom(m, kind, 0, want);
+    } else {
+      for (uint32_t aid : m.archive_ids) {
+        if (taken >= want) break;
+        taken += TakeFrom(m, kind, aid, want - taken);
+      }
+    }
+    total += taken;
+    if (total >= options_.max_dispatch_per_turn) break;
+  }
+  return total;
+}
+
+// archive_id 0 means "any" (a mover serving every archive id); real ids start at 1.
+size_t Coordinator::TakeFrom(Mover& m, int kind, uint32_t archive_id, size_t want) {
+  size_t taken = 0;
+  auto it = queues_.lower_bound(QueueKey{kind, archive_id, 0});
+  while (it != queues_.end() && it->first.kind == kind &&
+         (archive_id == 0 || it->first.archive_id == archive_id) && taken < want) {
+    auto& q = it->second;
+    while (!q.empty() && taken < want) {
+      uint64_t id = *q.begin();
+      q.erase(q.begin());
+      Request& r = requests_.at(id);
+      r.queued = false;
+      Assign(m, r);
+      ++taken;
+    }
+    if (q.empty()) {
+      it = queues_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
+void Coordinator::Assign(Mover& m, Request& r) {
+  SetState(r, RequestState::kAssigned);
+  r.row.mover = m.id;
+  ++r.row.epoch;
+  ++r.row.attempts;
+  ++m.running[KindOf(r.row.action)];
+  m.assigned.insert(r.row.id);
+  r.send_pending = true;
+  r.sent = false;
+  r.bytes_done = 0;
+  MarkDirty(r);
+  current_.sends.push_back(Send{m.id, r.row.id, r.row.epoch});
+}
+
+void Coordinator::SendAssigned(const std::vector<Send>& sends) {
+  size_t i = 0;
+  std::vector<Request*> items;
+  while (i < sends.size()) {
+    const std::string& mover = sends[i].mover;
+    size_t j = i;
+    while (j < sends.size() && sends[j].mover == mover) ++j;
+    auto mit = movers_.find(mover);
+    Mover* m = mit == movers_.end() ? nullptr : &mit->second;
+    bool live = m && m->connected && !shutting_down_;
+    items.clear();
+    for (size_t k = i; k < j; ++k) {
+      Request* r = Find(sends[k].id);
+      if (!r || r->row.state != RequestState::kAssigned || r->row.mover != mover ||
+          r->row.epoch != sends[k].epoch) {
+        continue;
+      }
+      r->send_pending = false;
+      if (live) {
+        r->sent = true;
+        items.push_back(r);
+      }
+    }
+    if (live && !items.empty()) SendItems(*m, items);
+    i = j;
+  }
+}
+
+void Coordinator::SendItems(Mover& m, const std::vector<Request*>& items) {
+  struct Open {
+    uint32_t archive_id;
+    uint64_t flags;
+    v1::CoordinatorMessage msg;
+    size_t bytes = 0;
+  };
+  size_t byte_limit = options_.max_message_bytes / 2;
+  if (m.max_bytes > 0) byte_limit = std::min<size_t>(byte_limit, m.max_bytes);
+  std::vector<Open> open;
+  auto flush = [&](Open& o) {
+    if (o.msg.batch().items_size() == 0) return;
+    m.channel->Send(std::move(o.msg));
+    o.msg = v1::CoordinatorMessage();
+    o.msg.mutable_batch()->set_archive_id(o.archive_id);
+    o.msg.mutable_batch()->set_flags(o.flags);
+    o.bytes = 0;
+    ++m.batches;
+  };
+  for (Request* r : items) {
+    Open* o = nullptr;
+    for (Open& c : open) {
+      if (c.archive_id == r->row.archive_id && c.flags == r->row.flags) o = &c;
+    }
+    if (!o) {
+      open.push_back(Open{r->row.archive_id, r->row.flags, {}, 0});
+      o = &open.back();
+      o->msg.mutable_batch()->set_archive_id(o->archive_id);
+      o->msg.mutable_batch()->set_flags(o->flags);
+    }
+    size_t bytes = EstimateItemBytes(r->row);
+    if (o->msg.batch().items_size() > 0 &&
+        (static_cast<size_t>(o->msg.batch().items_size()) >= options_.max_batch_items ||
+         o->bytes + bytes > byte_limit)) {
+      flush(*o);
+    }
+    RowToItem(r->row, o->msg.mutable_batch()->add_items());
+    o->bytes += bytes;
+  }
+  for (Open& o : open) flush(o);
+}
+
+// ---- movers ----
+
+bool Coordinator::Served(uint32_t archive_id) const {
+  if (serve_all_ > 0) return true;
+  auto it = served_.find(archive_id);
+  return it != served_.end() && it->second > 0;
+}
+
+void Coordinator::SetConnected(Mover& m, bool connected) {
+  if (m.connected == connected) return;
+  m.connected = connected;
+  int delta = connected ? 1 : -1;
+  if (m.archive_ids.empty()) {
+    serve_all_ += delta;
+  } else {
+    for (uint32_t aid : m.archive_ids) served_[aid] += delta;
+  }
+}
+
+Coordinator::Mover* Coordinator::FindSessionMover(SessionId session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return nullptr;
+  auto mit = movers_.find(it->second);
+  if (mit == movers_.end() || mit->second.session != session || !mit->second.connected) {
+    return nullptr;
+  }
+  return &mit->second;
+}
+
+Result<Coordinator::SessionId> Coordinator::MoverHello(const v1::Hello& hello,
+                                                       std::shared_ptr<MoverChannel> channel) {
+  if (shutting_down_) {
+    return Status(Code::kUnavailable, "coordinator is shutting down; reconnect after it restarts");
+  }
+  if (hello.id().empty()) {
+    return Status(Code::kInvalidArgument, "Hello has no mover id; start the mover with --id NAME");
+  }
+  auto [it, created] = movers_.try_emplace(hello.id());
+  Mover& m = it->second;
+  if (created) m.id = hello.id();
+  if (m.connected) {
+    return Status(Code::kAlreadyExists,
+                  fmt::format("mover id '{}' is already connected from host '{}'; stop that mover "
+                              "or start this one with another --id",
+                              m.id, m.host));
+  }
+  m.host = hello.host();
+  m.archive_ids.assign(hello.archive_ids().begin(), hello.archive_ids().end());
+  std::sort(m.archive_ids.begin(), m.archive_ids.end());
+  m.archive_ids.erase(std::unique(m.archive_ids.begin(), m.archive_ids.end()),
+                      m.archive_ids.end());
+  m.archive_ids.erase(std::remove(m.archive_ids.begin(), m.archive_ids.end(), 0u),
+                      m.archive_ids.end());
+  const auto& caps = hello.capacities();
+  auto cap = [](int32_t v) { return v < 0 ? int64_t{-1} : int64_t{v}; };
+  m.cap = {cap(caps.max_restore()), cap(caps.max_remove()), cap(caps.max_archive())};
+  m.max_bytes = caps.max_bytes();
+  if (m.grace_timer != 0) loop_->CancelTimer(m.grace_timer);
+  m.grace_timer = 0;
+  m.session = next_session_++;
+  m.channel = std::move(channel);
+  sessions_[m.session] = m.id;
+  SetConnected(m, true);
+
+  v1::CoordinatorMessage welcome;
+  welcome.mutable_welcome()->set_session(m.session);
+  std::vector<Request*> resend;
+  v1::CoordinatorMessage cancels;
+  size_t requeued = ReconcileHello(m, hello, welcome.mutable_welcome(), &resend, &cancels);
+  int kept = welcome.welcome().keep_size();
+  int dropped = welcome.welcome().drop_size();
+  m.channel->Send(std::move(welcome));
+  if (!resend.empty()) SendItems(m, resend);
+  if (cancels.cancel().items_size() > 0) m.channel->Send(std::move(cancels));
+  dispatch_needed_ = true;
+  spdlog::info("mover {} connected from host '{}' (session {}): {} archive ids, capacities "
+               "archive {} restore {} remove {}; kept {}, resent {}, requeued {}, dropped {}",
+               m.id, m.host, m.session, m.archive_ids.size(), caps.max_archive(),
+               caps.max_restore(), caps.max_remove(), kept, resend.size(), requeued, dropped);
+  return m.session;
+}
+
+size_t Coordinator::ReconcileHello(Mover& m, const v1::Hello& hello, v1::Welcome* welcome,
+                                   std::vector<Request*>* resend, v1::CoordinatorMessage* cancels) {
+  std::unordered_map<uint64_t, uint64_t> in_hand;
+  for (const auto& h : hello.in_hand()) in_hand[h.id()] = h.epoch();
+  std::vector<uint64_t> assigned(m.assigned.begin(), m.assigned.end());
+  std::sort(assigned.begin(), assigned.end());
+  size_t requeued = 0;
+  for (uint64_t id : assigned) {
+    Request& r = *Find(id);
+    auto h = in_hand.find(id);
+    if (h != in_hand.end() && h->second == r.row.epoch) {
+      auto* keep = welcome->add_keep();
+      keep->set_id(id);
+      keep->set_epoch(r.row.epoch);
+      r.sent = true;
+      in_hand.erase(h);
+      if (r.cancel_requested) {
+        auto* c = cancels->mutable_cancel()->add_items();
+        c->set_id(id);
+        c->set_epoch(r.row.epoch);
+      }
+    } else if (r.send_pending) {
+      // Its assignment is still being journaled; it goes out on this session once durable.
+    } else if (!r.sent) {
+      r.sent = true;
+      resend->push_back(&r);
+    } else {
+      Requeue(r, fmt::format("mover {} reconnected without it", m.id));
+      ++requeued;
+    }
+  }
+  for (const auto& [id, epoch] : in_hand) {
+    auto* drop = welcome->add_drop();
+    drop->set_id(id);
+    drop->set_epoch(epoch);
+  }
+  return requeued;
+}
+
+void Coordinator::MoverReport(SessionId session, const v1::MoverMessage& message) {
+  Mover* m = FindSessionMover(session);
+  if (!m) return;
+  size_t ignored = 0;
+  switch (message.msg_case()) {
+    case v1::MoverMessage::kProgress:
+      OnProgress(*m, message.progress());
+      break;
+    case v1::MoverMessage::kResult:
+      OnResult(*m, message.result(), &ignored);
+      break;
+    case v1::MoverMessage::kReports:
+      for (const auto& p : message.reports().progress()) OnProgress(*m, p);
+      for (const auto& res : message.reports().results()) OnResult(*m, res, &ignored);
+      break;
+    default:
+      spdlog::warn("mover {}: ignoring a message of unexpected kind {}", m->id,
+                   static_cast<int>(message.msg_case()));
+  }
+  if (ignored > 0) {
+    spdlog::warn("mover {}: ignored {} result(s) for requests not assigned to it at that epoch "
+                 "(late, duplicate, or reassigned after a disconnect)",
+                 m->id, ignored);
+  }
+}
+
+void Coordinator::OnProgress(Mover& m, const v1::Progress& progress) {
+  Request* r = Find(progress.id());
+  if (!r || r->row.state != RequestState::kAssigned || r->row.mover != m.id ||
+      r->row.epoch != progress.epoch()) {
+    return;
+  }
+  r->bytes_done = progress.bytes_done();
+  r->bytes_total = progress.bytes_total();
+  if (r->watched && r->unsynced == 0) NotifyWatchers({r->row.id}, true);
+}
+
+void Coordinator::OnResult(Mover& m, const v1::Result& result, size_t* ignored) {
+  Request* r = Find(result.id());
+  if (!r || r->row.state != RequestState::kAssigned || r->row.mover != m.id ||
+      r->row.epoch != result.epoch()) {
+    ++*ignored;
+    return;
+  }
+  if (result.bytes() > 0) r->bytes_done = result.bytes();
+  int32_t code = result.error_code();
+  if (code == 0) {
+    ++m.done;
+    Finalize(*r, RequestState::kSucceeded, 0, "");
+    return;
+  }
+  std::string error = result.error().empty()
+                          ? fmt::format("mover {} failed: {} (errno {})", m.id, strerror(code), code)
+                          : result.error();
+  if (code == ECANCELED) {
+    Finalize(*r, RequestState::kCanceled, code, std::move(error));
+    return;
+  }
+  ++m.failed;
+  if (result.retryable() && r->row.attempts < options_.max_attempts && !r->cancel_requested) {
+    r->row.error_code = code;
+    r->row.error = std::move(error);
+    Requeue(*r, "a retryable failure");
+    return;
+  }
+  Finalize(*r, RequestState::kFailed, code, std::move(error));
+}
+
+void Coordinator::MoverGone(SessionId session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  std::string id = it->second;
+  sessions_.erase(it);
+  auto mit = movers_.find(id);
+  if (mit == movers_.end() || mit->second.session != session) return;
+  Mover& m = mit->second;
+  SetConnected(m, false);
+  m.channel.reset();
+  if (shutting_down_) return;
+  spdlog::info("mover {} disconnected (session {}); its {} assigned actions wait {} s for it to "
+               "come back",
+               m.id, session, m.assigned.size(), options_.mover_grace_us / 1'000'000);
+  if (!m.assigned.empty()) StartGrace(m);
+}
+
+void Coordinator::StartGrace(Mover& m) {
+  if (m.grace_timer != 0) loop_->CancelTimer(m.grace_timer);
+  m.grace_timer = loop_->RunAt(clock_->NowMicros() + options_.mover_grace_us,
+                               [this, id = m.id] { OnGraceExpired(id); });
+}
+
+void Coordinator::OnGraceExpired(const std::string& mover_id) {
+  auto it = movers_.find(mover_id);
+  if (it == movers_.end()) return;
+  Mover& m = it->second;
+  m.grace_timer = 0;
+  if (m.connected || shutting_down_) return;
+  std::vector<uint64_t> ids(m.assigned.begin(), m.assigned.end());
+  std::sort(ids.begin(), ids.end());
+  spdlog::warn("mover {} did not come back within {} s; requeuing its {} actions", m.id,
+               options_.mover_grace_us / 1'000'000, ids.size());
+  std::string why = fmt::format("mover {} did not come back within its grace delay", m.id);
+  for (uint64_t id : ids) {
+    if (Request* r = Find(id)) Requeue(*r, why);
+  }
+}
+
+// ---- waiters ----
+
+Result<Coordinator::WatchId> Coordinator::Watch(const std::vector<uint64_t>& ids,
+                                                std::shared_ptr<WaitChannel> channel) {
+  for (uint64_t id : ids) {
+    if (!Find(id)) {
+      return Status(Code::kNotFound,
+                    fmt::format("request {} is not known (never submitted, or purged after its "
+                                "grace delay)",
+                                id));
+    }
+  }
+  WatchId wid = next_watch_++;
+  Watcher w;
+  w.channel = std::move(channel);
+  std::vector<const Request*> snapshot;
+  std::unordered_set<uint64_t> seen;
+  for (uint64_t id : ids) {
+    if (!seen.insert(id).second) continue;
+    Request& r = *Find(id);
+    if (r.unsynced == 0) {
+      snapshot.push_back(&r);
+      if (store::IsFinal(r.row.state)) continue;
+    }
+    w.remaining.insert(id);
+    watch_index_[id].push_back(wid);
+    r.watched = true;
+  }
+  if (!snapshot.empty()) SendChunked(*w.channel, snapshot);
+  if (w.remaining.empty()) {
+    w.channel->Finish(Status::Ok());
+    return wid;
+  }
+  watchers_.emplace(wid, std::move(w));
+  return wid;
+}
+
+void Coordinator::Unwatch(WatchId watch) {
+  auto it = watchers_.find(watch);
+  if (it == watchers_.end()) return;
+  for (uint64_t id : it->second.remaining) {
+    auto idx = watch_index_.find(id);
+    if (idx == watch_index_.end()) continue;
+    auto& wids = idx->second;
+    wids.erase(std::remove(wids.begin(), wids.end(), watch), wids.end());
+    if (wids.empty()) {
+      watch_index_.erase(idx);
+      if (Request* r = Find(id)) r->watched = false;
+    }
+  }
+  watchers_.erase(it);
+}
+
+void Coordinator::FinishWatchersOf(uint64_t id, const Status& status) {
+  auto idx = watch_index_.find(id);
+  if (idx == watch_index_.end()) return;
+  std::vector<WatchId> wids = idx->second;
+  for (WatchId wid : wids) {
+    auto it = watchers_.find(wid);
+    if (it == watchers_.end()) continue;
+    it->second.channel->Finish(status);
+    Unwatch(wid);
+  }
+}
+
+void Coordinator::AddInfo(const Request& r, v1::WaitUpdate* update) const {
+  v1::RequestInfo* info = update->add_requests();
+  RowToInfo(r.row, info);
+  info->set_bytes_done(r.bytes_done);
+  info->set_bytes_total(r.bytes_total);
+  if (r.row.state == RequestState::kQueued) info->set_waiting_reason(WaitingReason(r));
+}
+
+void Coordinator::SendChunked(WaitChannel& channel, std::vector<const Request*>& items) const {
+  v1::WaitUpdate update;
+  size_t bytes = 0;
+  for (const Request* r : items) {
+    size_t b = EstimateItemBytes(r->row);
+    if (update.requests_size() > 0 &&
+        (update.requests_size() >= static_cast<int>(kMaxInfosPerUpdate) ||
+         bytes + b > options_.max_message_bytes / 2)) {
+      channel.Send(std::move(update));
+      update = v1::WaitUpdate();
+      bytes = 0;
+    }
+    AddInfo(*r, &update);
+    bytes += b;
+  }
+  if (update.requests_size() > 0) channel.Send(std::move(update));
+}
+
+void Coordinator::NotifyWatchers(const std::vector<uint64_t>& ids, bool progress_only) {
+  if (watchers_.empty() || ids.empty()) return;
+  std::unordered_map<WatchId, std::vector<const Request*>> per_watcher;
+  for (uint64_t id : ids) {
+    const Request* r = Find(id);
+    if (!r || !r->watched) continue;
+    auto idx = watch_index_.find(id);
+    if (idx == watch_index_.end()) continue;
+    for (WatchId wid : idx->second) per_watcher[wid].push_back(r);
+  }
+  for (auto& [wid, items] : per_watcher) {
+    auto it = watchers_.find(wid);
+    if (it == watchers_.end()) continue;
+    Watcher& w = it->second;
+    SendChunked(*w.channel, items);
+    if (progress_only) continue;
+    for (const Request* r : items) {
+      if (!store::IsFinal(r->row.state)) continue;
+      uint64_t id = r->row.id;
+      w.remaining.erase(id);
+      auto idx = watch_index_.find(id);
+      if (idx == watch_index_.end()) continue;
+      auto& wids = idx->second;
+      wids.erase(std::remove(wids.begin(), wids.end(), wid), wids.end());
+      if (wids.empty()) {
+        watch_index_.erase(idx);
+        Find(id)->watched = false;
+      }
+    }
+    if (w.remaining.empty()) {
+      w.channel->Finish(Status::Ok());
+      watchers_.erase(it);
+    }
+  }
+}
+
+// ---- purge of final records and idempotency keys ----
+
+void Coordinator::SchedulePurge(Request& r) {
+  r.purge_scheduled = true;
+  purge_fifo_.emplace_back(clock_->NowMicros() + options_.final_grace_us, r.row.id);
+  ArmPurgeTimer();
+}
+
+void Coordinator::ArmPurgeTimer() {
+  if (purge_timer_ != 0 || purge_fifo_.empty()) return;
+  purge_timer_ = loop_->RunAt(purge_fifo_.front().first, [this] {
+    purge_timer_ = 0;
+    RunPurge();
+  });
+}
+
+void Coordinator::RunPurge() {
+  int64_t now = clock_->NowMicros();
+  while (!purge_fifo_.empty() && purge_fifo_.front().first <= now) {
+    uint64_t id = purge_fifo_.front().second;
+    purge_fifo_.pop_front();
+    Request* r = Find(id);
+    if (!r || !store::IsFinal(r->row.state) || r->unsynced != 0) continue;
+    Forget(id);
+    extra_records_.push_back(JournalRecord::Delete(id));
+  }
+  ArmPurgeTimer();
+}
+
+void Coordinator::ArmIdempotencyTimer() {
+  if (idempotency_timer_ != 0 || idempotency_fifo_.empty()) return;
+  idempotency_timer_ = loop_->RunAt(idempotency_fifo_.front().first, [this] {
+    idempotency_timer_ = 0;
+    RunIdempotencyExpiry();
+  });
+}
+
+void Coordinator::RunIdempotencyExpiry() {
+  int64_t now = clock_->NowMicros();
+  int64_t wall = clock_->WallMicros();
+  while (!idempotency_fifo_.empty() && idempotency_fifo_.front().first <= now) {
+    std::string key = std::move(idempotency_fifo_.front().second);
+    idempotency_fifo_.pop_front();
+    auto it = idempotency_.find(key);
+    if (it == idempotency_.end()) continue;
+    // A key written again later has a later deadline further down the FIFO.
+    if (it->second.created_us + options_.idempotency_ttl_us > wall + 1'000'000) continue;
+    idempotency_.erase(it);
+    extra_records_.push_back(JournalRecord::DeleteIdempotency(key));
+  }
+  ArmIdempotencyTimer();
+}
+
+// ---- reporting ----
+
+std::string Coordinator::WaitingReason(const Request& r) const {
+  if (r.row.state != RequestState::kQueued) return "";
+  if (!r.durable) return "waiting for its journal write";
+  if (!journal_ok_) {
+    return fmt::format("journal writes are failing ({}); dispatch is paused until one succeeds",
+                       journal_error_);
+  }
+  if (lock_ != 0) {
+    return fmt::format("the coordinator is locked (lock {}); run `tierflow lock 0` to dispatch",
+                       lock_);
+  }
+  uint32_t aid = r.row.archive_id;
+  if (!Served(aid)) {
+    return fmt::format("archive id {} is not served by any connected mover; start a mover with "
+                       "--archive-id {}",
+                       aid, aid);
+  }
+  int kind = KindOf(r.row.action);
+  for (const auto& [id, m] : movers_) {
+    if (m.connected && m.Serves(aid) && m.Free(kind) > 0) return "waiting for the next dispatch";
+  }
+  return fmt::format("every connected mover serving archive id {} is at its {} capacity", aid,
+                     hsm::ActionName(r.row.action));
+}
+
+std::vector<std::string> Coordinator::Warnings() const {
+  std::vector<std::string> out;
+  std::set<uint32_t> unserved;
+  for (const auto& [key, q] : queues_) {
+    if (!Served(key.archive_id)) unserved.insert(key.archive_id);
+  }
+  for (uint32_t aid : unserved) {
+    out.push_back(fmt::format("archive id {} is not served by any connected mover; start a mover "
+                              "with --archive-id {}",
+                              aid, aid));
+  }
+  if (lock_ != 0 && queued_total_ > 0) {
+    out.push_back(fmt::format("the coordinator is locked (lock {}): {} queued requests wait; run "
+                              "`tierflow lock 0` to dispatch them",
+                              lock_, queued_total_));
+  }
+  if (!journal_ok_) {
+    out.push_back(fmt::format("journal writes are failing ({}); new requests are refused until a "
+                              "write succeeds; check the state directory's disk",
+                              journal_error_));
+  }
+  return out;
+}
+
+v1::StateReply Coordinator::State(const v1::StateRequest& request) const {
+  v1::StateReply reply;
+  for (const auto& ref : request.files()) {
+    auto it = files_.find(FileIdFromProto(ref));
+    if (it == files_.end()) continue;
+    for (uint64_t id : it->second) {
+      const Request* r = Find(id);
+      if (!r) continue;
+      v1::RequestInfo* info = reply.add_requests();
+      RowToInfo(r->row, info);
+      info->set_bytes_done(r->bytes_done);
+      info->set_bytes_total(r->bytes_total);
+      info->set_waiting_reason(WaitingReason(*r));
+    }
+  }
+  return reply;
+}
+
+void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
+  auto add = [&](const Request& r) {
+    if (static_cast<uint32_t>(reply->requests_size()) >= limit) return false;
+    v1::RequestInfo* info = reply->add_requests();
+    RowToInfo(r.row, info);
+    info->set_bytes_done(r.bytes_done);
+    info->set_bytes_total(r.bytes_total);
+    info->set_waiting_reason(WaitingReason(r));
+    return true;
+  };
+  for (const auto& [id, m] : movers_) {
+    std::vector<uint64_t> ids(m.assigned.begin(), m.assigned.end());
+    std::sort(ids.begin(), ids.end());
+    for (uint64_t rid : ids) {
+      if (!add(*Find(rid))) return;
+    }
+  }
+  for (const auto& [key, q] : queues_) {
+    for (uint64_t rid : q) {
+      if (!add(*Find(rid))) return;
+    }
+  }
+  for (auto it = purge_fifo_.rbegin(); it != purge_fifo_.rend(); ++it) {
+    const Request* r = Find(it->second);
+    if (r && !add(*r)) return;
+  }
+}
+
+v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
+  v1::StatusReply reply;
+  for (int kind = 0; kind < kKinds; ++kind) {
+    v1::ActionCounters* c = reply.add_counters();
+    c->set_action(ActionToProto(ActionOfKind(kind)));
+    const auto& n = counts_[kind];
+    c->set_queued(n[static_cast<int>(RequestState::kQueued)]);
+    c->set_assigned(n[static_cast<int>(RequestState::kAssigned)]);
+    c->set_succeeded(n[static_cast<int>(RequestState::kSucceeded)]);
+    c->set_failed(n[static_cast<int>(RequestState::kFailed)]);
+    c->set_canceled(n[static_cast<int>(RequestState::kCanceled)]);
+  }
+  for (const auto& [id, m] : movers_) {
+    v1::MoverInfo* info = reply.add_movers();
+    info->set_id(m.id);
+    info->set_host(m.host);
+    for (uint32_t aid : m.archive_ids) info->add_archive_ids(aid);
+    info->mutable_capacities()->set_max_restore(static_cast<int32_t>(m.cap[0]));
+    info->mutable_capacities()->set_max_remove(static_cast<int32_t>(m.cap[1]));
+    info->mutable_capacities()->set_max_archive(static_cast<int32_t>(m.cap[2]));
+    info->mutable_capacities()->set_max_bytes(m.max_bytes);
+    info->set_connected(m.connected);
+    info->set_running(m.assigned.size());
+    info->set_done(m.done);
+    info->set_failed(m.failed);
+    info->set_batches(m.batches);
+  }
+  reply.set_lock(lock_);
+  for (std::string& w : Warnings()) reply.add_warnings(std::move(w));
+  reply.set_journal_records(journal_->committed_records());
+  if (request.include_requests()) {
+    ListRequests(request.limit() == 0 ? 1000 : request.limit(), &reply);
+  }
+  return reply;
+}
+
+}  // namespace tierflow::coordinator

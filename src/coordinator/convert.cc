@@ -1,0 +1,112 @@
+// Wire <-> coordinator value conversions.
+#include "coordinator/convert.h"
+
+#include <fmt/format.h>
+
+namespace tierflow::coordinator {
+
+hsm::FileId FileIdFromProto(const v1::FileRef& ref) {
+  hsm::FileId id;
+  id.fsid = ref.fsid();
+  id.fid.seq = ref.seq();
+  id.fid.oid = ref.oid();
+  id.fid.ver = ref.ver();
+  return id;
+}
+
+void FileRefToProto(const hsm::FileId& file, const std::string& path, v1::FileRef* out) {
+  out->set_fsid(file.fsid);
+  out->set_seq(file.fid.seq);
+  out->set_oid(file.fid.oid);
+  out->set_ver(file.fid.ver);
+  out->set_path(path);
+}
+
+std::optional<hsm::Action> ActionFromProto(v1::Action action) {
+  switch (action) {
+    case v1::ARCHIVE: return hsm::Action::kArchive;
+    case v1::RESTORE: return hsm::Action::kRestore;
+    case v1::REMOVE: return hsm::Action::kRemove;
+    case v1::CANCEL: return hsm::Action::kCancel;
+    default: return std::nullopt;
+  }
+}
+
+v1::Action ActionToProto(hsm::Action action) {
+  switch (action) {
+    case hsm::Action::kArchive: return v1::ARCHIVE;
+    case hsm::Action::kRestore: return v1::RESTORE;
+    case hsm::Action::kRemove: return v1::REMOVE;
+    case hsm::Action::kCancel: return v1::CANCEL;
+  }
+  return v1::ACTION_UNSPECIFIED;
+}
+
+v1::RequestState StateToProto(store::RequestState state) {
+  switch (state) {
+    case store::RequestState::kQueued: return v1::QUEUED;
+    case store::RequestState::kAssigned: return v1::ASSIGNED;
+    case store::RequestState::kSucceeded: return v1::SUCCEEDED;
+    case store::RequestState::kFailed: return v1::FAILED;
+    case store::RequestState::kCanceled: return v1::CANCELED;
+  }
+  return v1::STATE_UNSPECIFIED;
+}
+
+Result<store::RequestRow> RowFromSpec(const v1::RequestSpec& spec, size_t index) {
+  auto action = ActionFromProto(spec.action());
+  if (!action || *action == hsm::Action::kCancel) {
+    return Status(Code::kInvalidArgument,
+                  fmt::format("request {}: action {} cannot be submitted; use ARCHIVE, RESTORE or "
+                              "REMOVE (cancel with the Cancel call)",
+                              index, v1::Action_Name(spec.action())));
+  }
+  store::RequestRow row;
+  row.file = FileIdFromProto(spec.file());
+  if (row.file.fsid.empty() || row.file.fid.IsZero()) {
+    return Status(Code::kInvalidArgument,
+                  fmt::format("request {}: file '{}' has no filesystem id or file id; give both "
+                              "(fsid and a non-zero fid)",
+                              index, spec.file().path()));
+  }
+  row.path = spec.file().path();
+  row.action = *action;
+  row.archive_id = spec.archive_id();
+  row.flags = spec.flags();
+  row.data = spec.data();
+  row.offset = spec.offset();
+  row.length = spec.length() == 0 ? UINT64_MAX : spec.length();
+  row.user = spec.user();
+  row.state = store::RequestState::kQueued;
+  return row;
+}
+
+void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out) {
+  out->set_id(row.id);
+  out->set_action(ActionToProto(row.action));
+  FileRefToProto(row.file, row.path, out->mutable_file());
+  out->set_archive_id(row.archive_id);
+  out->set_flags(row.flags);
+  out->set_state(StateToProto(row.state));
+  out->set_mover(row.mover);
+  out->set_epoch(row.epoch);
+  out->set_error_code(row.error_code);
+  out->set_error(row.error);
+  out->set_created_us(row.created_us);
+  out->set_changed_us(row.changed_us);
+  out->set_attempts(row.attempts);
+}
+
+void RowToItem(const store::RequestRow& row, v1::ActionItem* out) {
+  out->set_id(row.id);
+  out->set_epoch(row.epoch);
+  out->set_action(ActionToProto(row.action));
+  FileRefToProto(row.file, row.path, out->mutable_file());
+  out->set_archive_id(row.archive_id);
+  out->set_flags(row.flags);
+  out->set_data(row.data);
+  out->set_offset(row.offset);
+  out->set_length(row.length);
+}
+
+}  // namespace tierflow::coordinator

@@ -1,0 +1,33 @@
+// Conversions between the wire contracts (tierflow::v1, generated from proto/) and the
+// coordinator's own values (store::RequestRow, hsm::FileId, Status). The one place where the
+// two meet, so a field added to either side is mapped once.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "hsm/action.h"
+#include "hsm/fid.h"
+#include "store/journal.h"
+#include "tierflow.pb.h"
+
+namespace tierflow::coordinator {
+
+hsm::FileId FileIdFromProto(const v1::FileRef& ref);
+void FileRefToProto(const hsm::FileId& file, const std::string& path, v1::FileRef* out);
+
+// ARCHIVE/RESTORE/REMOVE/CANCEL; nullopt for ACTION_UNSPECIFIED and unknown values.
+std::optional<hsm::Action> ActionFromProto(v1::Action action);
+v1::Action ActionToProto(hsm::Action action);
+v1::RequestState StateToProto(store::RequestState state);
+
+// A new queued request from a submitted spec. `id`, times and the default archive id are the
+// caller's. Rejects what no mover could run (no file id, CANCEL, unknown action) with a
+// message naming the spec.
+Result<store::RequestRow> RowFromSpec(const v1::RequestSpec& spec, size_t index);
+
+void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out);
+void RowToItem(const store::RequestRow& row, v1::ActionItem* out);
+
+}  // namespace tierflow::coordinator

@@ -1,0 +1,346 @@
+// The coordinator's state machine: requests, dispatch queues, movers, waiters and the journal
+// discipline around them. It runs on the EventLoop thread only; gRPC threads post into the
+// loop (service.h) and never touch this object.
+//
+// Design, in the order a request meets it:
+//  * Submit allocates ids, merges a spec into a pending (non-final) request for the same file
+//    and action, records idempotency keys, and marks the new rows dirty. At the end of every
+//    loop turn all dirty rows, plus meta (next_id, lock) and other records of the turn, go to
+//    the journal as ONE append; appends complete in order. The submitter is answered from the
+//    append's completion (posted back into the loop), so nothing unjournaled is acknowledged.
+//    A new request enters its dispatch queue only once its row is durable.
+//  * Dispatch queues are keyed by (action, archive id, flags); each holds ids in id (= age)
+//    order, so take-from-front and removal are O(log n). At the end of a turn with something
+//    to dispatch, each connected mover with free capacity takes, in the order restore,
+//    remove, archive, from the queues of the archive ids it serves, up to its free capacity
+//    (and a per-turn bound). An assignment (mover, ++epoch, ++attempts) is journaled in that
+//    turn's append; the action is sent only when that append is durable, and only if the
+//    request is still assigned to that mover and epoch. Items going to one mover in one turn
+//    are grouped into ActionBatch messages by (archive id, flags).
+//  * Results are accepted only from the session of the mover and the epoch the request is
+//    assigned to. Capacity is freed at once; the final row is journaled; waiters hear of a
+//    change once its row is durable. A retryable failure goes back to its queue until
+//    max_attempts. Final records are purged final_grace_us after they are durable (a FIFO of
+//    deadlines and one timer).
+//  * Movers say Hello with the (id, epoch) pairs they still hold. Pairs still assigned to them
+//    are kept, others are dropped; requests assigned to them but not in hand are requeued (or
+//    sent again, when they were never sent). A disconnected mover keeps its work for
+//    mover_grace_us; then its work is requeued. After a restart, movers with assigned work are
+//    "disconnected since start" with the same grace.
+//  * A failed journal append: its new requests are forgotten and their submitters get
+//    kUnavailable; its assignments are taken back (they were never sent); other rows are
+//    rewritten by a retry timer. Submits are refused and dispatch paused until an append
+//    succeeds again.
+//  * Shutdown keeps every assignment in the journal: a restarted coordinator gives a
+//    reconnecting mover back its work.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "coordinator/event_loop.h"
+#include "hsm/fid.h"
+#include "store/journal.h"
+#include "tierflow.pb.h"
+
+namespace tierflow::coordinator {
+
+struct CoordinatorOptions {
+  Clock* clock = SystemClock::Default();
+  uint32_t default_archive_id = 1;           // for specs with archive id 0
+  int64_t mover_grace_us = 60'000'000;       // a disconnected mover keeps its work this long
+  int64_t final_grace_us = 60'000'000;       // final records are kept this long, then purged
+  int64_t idempotency_ttl_us = 86'400'000'000;  // a submit key is remembered this long
+  int64_t journal_retry_us = 1'000'000;      // after a failed append, rewrite after this delay
+  uint32_t max_attempts = 3;                 // a retryable failure is retried up to this
+  size_t max_batch_items = 1000;             // items per ActionBatch message
+  size_t max_message_bytes = 16 << 20;       // bound for one message to a mover or waiter
+  size_t max_dispatch_per_turn = 20'000;     // per mover per loop turn; bounds one append
+};
+
+// Where journal records go. The production sink wraps store::JournalWriter; tests hold, release
+// or fail appends.
+class JournalSink {
+ public:
+  using Done = std::function<void(const Status&)>;
+  virtual ~JournalSink() = default;
+  // Called on the loop thread; must not block on disk. `done` runs exactly once, on any
+  // thread, when the records are durable (ok) or were not applied at all (error). Appends
+  // complete in the order they were made.
+  virtual void Append(std::vector<store::JournalRecord> records, Done done) = 0;
+  // Records committed so far, for status. Thread-safe.
+  virtual uint64_t committed_records() const { return 0; }
+};
+
+// The outbound half of one mover stream. Called on the loop thread; must queue, never block.
+class MoverChannel {
+ public:
+  virtual ~MoverChannel() = default;
+  virtual void Send(v1::CoordinatorMessage msg) = 0;
+  // Ends the stream (coordinator shutdown). The stream's reader then reports MoverGone.
+  virtual void Close(const Status& status) = 0;
+};
+
+// The receiving end of one Wait call. Called on the loop thread; must queue, never block.
+class WaitChannel {
+ public:
+  virtual ~WaitChannel() = default;
+  virtual void Send(v1::WaitUpdate update) = 0;
+  // The last call: ok once every watched request is final, else why the wait ended.
+  virtual void Finish(const Status& status) = 0;
+};
+
+class Coordinator {
+ public:
+  template <typename T>
+  using Reply = std::function<void(Result<T>)>;
+  using WatchId = uint64_t;
+  using SessionId = uint64_t;
+
+  // `loop` and `journal` must outlive the coordinator. Installs the loop's turn-end hook, so
+  // construct before loop->Start().
+  Coordinator(const CoordinatorOptions& options, EventLoop* loop, JournalSink* journal);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Rebuilds queues, movers and timers from the journal. Call once, before any other call
+  // (before loop->Start(), or on the loop thread).
+  Status Recover(const store::JournalContents& contents);
+
+  // Everything below: loop thread only. A Reply runs exactly once, on the loop thread,
+  // possibly before the call returns.
+
+  // Answers once the new rows are durable: one Accepted per spec, in order.
+  void Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply> done);
+  // Queued requests end canceled at once; running ones get a cancel sent to their mover.
+  // Unknown ids are an error (nothing changes); a file with no pending request is skipped.
+  void Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply> done);
+  v1::StateReply State(const v1::StateRequest& request) const;
+  v1::StatusReply GetStatus(const v1::StatusRequest& request) const;
+  // 0 dispatch, 1 accept but dispatch nothing, 2 as 1 and quit once nothing is assigned.
+  // Answers once the lock is durable.
+  void Lock(uint32_t level, Reply<v1::LockReply> done);
+
+  // Streams the durable state of `ids` to `channel`: their current state now, then every
+  // change, then Finish(ok) when all are final. Unknown ids: kNotFound, nothing registered.
+  Result<WatchId> Watch(const std::vector<uint64_t>& ids, std::shared_ptr<WaitChannel> channel);
+  void Unwatch(WatchId watch);
+
+  // A mover stream opened with `hello`. Sends Welcome on `channel` and returns the session
+  // that later messages name. kAlreadyExists when a live session has the same mover id.
+  Result<SessionId> MoverHello(const v1::Hello& hello, std::shared_ptr<MoverChannel> channel);
+  // Progress, Result or Reports from a session; anything from a stale session is ignored.
+  void MoverReport(SessionId session, const v1::MoverMessage& message);
+  // The stream of `session` ended.
+  void MoverGone(SessionId session);
+
+  // Runs once, on the loop thread, when lock 2 has been durable and nothing is assigned.
+  void SetQuitHandler(std::function<void()> handler) { quit_handler_ = std::move(handler); }
+  // Refuses new work, closes mover streams and waiters. Assignments stay as they are.
+  void Shutdown();
+
+  // For tests and benchmarks.
+  const store::RequestRow* FindRow(uint64_t id) const;
+  uint32_t lock() const { return lock_; }
+  bool journal_ok() const { return journal_ok_; }
+  size_t request_count() const { return requests_.size(); }
+  size_t inflight_appends() const { return inflight_.size(); }
+
+ private:
+  // Dispatch order: restores, removes, archives.
+  static constexpr int kKinds = 3;
+  static int KindOf(hsm::Action action);
+  static hsm::Action ActionOfKind(int kind);
+
+  struct Request {
+    store::RequestRow row;
+    uint64_t bytes_done = 0;
+    uint64_t bytes_total = 0;
+    uint32_t unsynced = 0;        // appends in flight that carry this row
+    bool durable = false;         // its row has been durable at least once
+    bool queued = false;          // in its dispatch queue
+    bool in_turn = false;         // dirty in the current turn
+    bool send_pending = false;    // assignment journaled, not yet known durable
+    bool sent = false;            // the current assignment is with the mover
+    bool cancel_requested = false;
+    bool purge_scheduled = false;
+    bool watched = false;
+  };
+
+  struct QueueKey {
+    int kind = 0;
+    uint32_t archive_id = 0;
+    uint64_t flags = 0;
+    auto operator<=>(const QueueKey&) const = default;
+  };
+
+  struct Mover {
+    std::string id;
+    std::string host;
+    std::vector<uint32_t> archive_ids;  // empty: every archive id
+    std::array<int64_t, kKinds> cap{};  // -1 unlimited
+    std::array<int64_t, kKinds> running{};
+    uint64_t max_bytes = 0;
+    bool connected = false;
+    SessionId session = 0;
+    std::shared_ptr<MoverChannel> channel;
+    std::unordered_set<uint64_t> assigned;
+    EventLoop::TimerId grace_timer = 0;
+    uint64_t done = 0;
+    uint64_t failed = 0;
+    uint64_t batches = 0;
+
+    bool Serves(uint32_t archive_id) const;
+    int64_t Free(int kind) const;
+  };
+
+  struct Send {
+    std::string mover;
+    uint64_t id;
+    uint64_t epoch;
+  };
+
+  // One journal append: what to do when it is durable or failed.
+  struct Append {
+    uint64_t seq = 0;
+    std::vector<uint64_t> touched;  // rows put (one count of `unsynced` each)
+    std::vector<uint64_t> created;  // new requests (forgotten if the append fails)
+    std::vector<std::string> idempotency_keys;  // new keys (forgotten if it fails)
+    std::vector<Send> sends;        // assignments to send once durable
+    std::vector<JournalSink::Done> callbacks;
+  };
+
+  struct Watcher {
+    std::shared_ptr<WaitChannel> channel;
+    std::unordered_set<uint64_t> remaining;  // not yet reported final
+  };
+
+  struct IdempotencyEntry {
+    std::vector<uint64_t> ids;
+    std::vector<bool> merged;
+    int64_t created_us = 0;
+  };
+
+  // Turn end: dispatch, quit check, one journal append.
+  void EndTurn();
+  void FlushJournal();
+  void OnDurable(uint64_t seq, const Status& status);
+  void OnAppendFailed(Append& append, const Status& status);
+  // Runs `fn` once everything journaled so far is durable (or failed).
+  void AfterDurable(JournalSink::Done fn);
+  void MarkDirty(Request& r);
+  void ScheduleJournalRetry();
+
+  Request& Insert(store::RequestRow row);
+  Request* Find(uint64_t id);
+  const Request* Find(uint64_t id) const;
+  const Request* FindPending(const hsm::FileId& file, hsm::Action action) const;
+  // Removes a request from every index (purge, or a new request whose append failed).
+  void Forget(uint64_t id);
+  void SetState(Request& r, store::RequestState state);
+  void Enqueue(Request& r);
+  void Dequeue(Request& r);
+  void Finalize(Request& r, store::RequestState state, int32_t error_code, std::string error);
+  // Takes `r` back from its mover: frees the capacity; the caller sets the new state.
+  void Unassign(Request& r);
+  // Back to its queue (or canceled when a cancel is pending).
+  void Requeue(Request& r, const std::string& why);
+
+  void Dispatch();
+  size_t DispatchTo(Mover& m);
+  size_t TakeFrom(Mover& m, int kind, uint32_t archive_id, size_t want);
+  void Assign(Mover& m, Request& r);
+  void SendAssigned(const std::vector<Send>& sends);
+  void SendItems(Mover& m, const std::vector<Request*>& items);
+
+  void OnResult(Mover& m, const v1::Result& result, size_t* ignored);
+  void OnProgress(Mover& m, const v1::Progress& progress);
+  // Keeps, drops, resends or requeues what `m` held before; returns how many were requeued.
+  size_t ReconcileHello(Mover& m, const v1::Hello& hello, v1::Welcome* welcome,
+                        std::vector<Request*>* resend, v1::CoordinatorMessage* cancels);
+  void OnGraceExpired(const std::string& mover_id);
+  void StartGrace(Mover& m);
+  void SetConnected(Mover& m, bool connected);
+  bool Served(uint32_t archive_id) const;
+  Mover* FindSessionMover(SessionId session);
+
+  void NotifyWatchers(const std::vector<uint64_t>& ids, bool progress_only);
+  void AddInfo(const Request& r, v1::WaitUpdate* update) const;
+  void SendChunked(WaitChannel& channel, std::vector<const Request*>& items) const;
+  void FinishWatchersOf(uint64_t id, const Status& status);
+
+  void SchedulePurge(Request& r);
+  void ArmPurgeTimer();
+  void RunPurge();
+  void ArmIdempotencyTimer();
+  void RunIdempotencyExpiry();
+  void CheckQuit();
+
+  std::string WaitingReason(const Request& r) const;
+  std::vector<std::string> Warnings() const;
+  void ListRequests(uint32_t limit, v1::StatusReply* reply) const;
+
+  const CoordinatorOptions options_;
+  Clock* const clock_;
+  EventLoop* const loop_;
+  JournalSink* const journal_;
+
+  std::unordered_map<uint64_t, Request> requests_;
+  std::unordered_map<hsm::FileId, std::vector<uint64_t>, hsm::FileIdHash> files_;
+  std::map<QueueKey, std::set<uint64_t>> queues_;
+  std::array<std::array<uint64_t, 6>, kKinds> counts_{};  // [kind][state]
+  uint64_t queued_total_ = 0;
+  uint64_t assigned_total_ = 0;
+
+  std::map<std::string, Mover> movers_;
+  std::unordered_map<SessionId, std::string> sessions_;
+  std::map<uint32_t, int> served_;  // archive id -> connected movers serving it
+  int serve_all_ = 0;               // connected movers serving every archive id
+  SessionId next_session_ = 1;
+  size_t rr_ = 0;                   // round-robin start among movers
+
+  std::unordered_map<std::string, IdempotencyEntry> idempotency_;
+  std::deque<std::pair<int64_t, std::string>> idempotency_fifo_;
+  EventLoop::TimerId idempotency_timer_ = 0;
+
+  std::unordered_map<WatchId, Watcher> watchers_;
+  std::unordered_map<uint64_t, std::vector<WatchId>> watch_index_;
+  WatchId next_watch_ = 1;
+
+  std::deque<std::pair<int64_t, uint64_t>> purge_fifo_;
+  EventLoop::TimerId purge_timer_ = 0;
+
+  // Journal discipline.
+  Append current_;
+  std::vector<store::JournalRecord> extra_records_;  // non-row records of this turn
+  bool next_id_dirty_ = false;
+  bool lock_dirty_ = false;
+  std::deque<Append> inflight_;
+  uint64_t next_seq_ = 1;
+  bool journal_ok_ = true;
+  std::string journal_error_;
+  std::unordered_set<uint64_t> retry_;
+  EventLoop::TimerId retry_timer_ = 0;
+
+  uint64_t next_id_ = 1;
+  uint32_t lock_ = 0;
+  bool quit_armed_ = false;
+  bool quit_fired_ = false;
+  bool dispatch_needed_ = false;
+  bool shutting_down_ = false;
+  std::function<void()> quit_handler_;
+};
+
+}  // namespace tierflow::coordinator
