@@ -19,6 +19,7 @@ struct ServerOptions {
   int64_t mover_grace_us = 60'000'000;      // a disconnected mover keeps its work this long
   int64_t final_grace_us = 60'000'000;      // final records are kept this long, then purged
   size_t max_message_bytes = 16 << 20;
+  uint32_t max_attempts = 3;                // a retryable failure is retried up to this
 };
 
 class Server {

@@ -1,0 +1,239 @@
+// The coordinator over real gRPC on loopback with its SQLite journal: a raw mover stream and
+// a client, as the mover runtime and the CLI use them.
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "tierflow.grpc.pb.h"
+
+namespace tierflow::coordinator {
+namespace {
+
+using MoverStream = grpc::ClientReaderWriter<v1::MoverMessage, v1::CoordinatorMessage>;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tf_coord_server_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    StartServer();
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void StartServer() {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.state_dir = dir_;
+    o.mover_grace_us = 60'000'000;
+    auto s = Server::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(s).value();
+    ASSERT_GT(server_->port(), 0);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = v1::Coordinator::NewStub(channel);
+  }
+  void StopServer() {
+    server_->Shutdown();
+    server_.reset();
+  }
+  static void SetDeadline(grpc::ClientContext* ctx, int seconds = 30) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  }
+  static v1::MoverMessage HelloMsg(const std::string& id, std::vector<std::pair<uint64_t, uint64_t>> in_hand = {}) {
+    v1::MoverMessage m;
+    auto* h = m.mutable_hello();
+    h->set_id(id);
+    h->set_host("localhost");
+    h->add_archive_ids(1);
+    h->mutable_capacities()->set_max_archive(16);
+    h->mutable_capacities()->set_max_restore(16);
+    h->mutable_capacities()->set_max_remove(16);
+    for (auto [id, epoch] : in_hand) {
+      auto* ih = h->add_in_hand();
+      ih->set_id(id);
+      ih->set_epoch(epoch);
+    }
+    return m;
+  }
+  std::vector<uint64_t> Submit(int n, int first_seq = 1) {
+    v1::SubmitRequest req;
+    for (int i = 0; i < n; ++i) {
+      auto* s = req.add_requests();
+      s->set_action(v1::ARCHIVE);
+      s->mutable_file()->set_fsid("fs");
+      s->mutable_file()->set_seq(first_seq + i);
+      s->mutable_file()->set_oid(1);
+      s->mutable_file()->set_path("/f" + std::to_string(first_seq + i));
+    }
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::SubmitReply reply;
+    grpc::Status st = stub_->Submit(&ctx, req, &reply);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    std::vector<uint64_t> ids;
+    for (const auto& a : reply.accepted()) ids.push_back(a.id());
+    return ids;
+  }
+  // Waits for `ids`; returns the last state seen for each, in order.
+  std::vector<v1::RequestState> WaitFor(const std::vector<uint64_t>& ids, grpc::Status* end) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    v1::WaitRequest req;
+    for (uint64_t id : ids) req.add_ids(id);
+    auto reader = stub_->Wait(&ctx, req);
+    std::map<uint64_t, v1::RequestState> last;
+    v1::WaitUpdate u;
+    while (reader->Read(&u)) {
+      for (const auto& info : u.requests()) last[info.id()] = info.state();
+    }
+    *end = reader->Finish();
+    std::vector<v1::RequestState> out;
+    for (uint64_t id : ids) out.push_back(last.count(id) ? last[id] : v1::STATE_UNSPECIFIED);
+    return out;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+TEST_F(ServerTest, MoverStreamRunsSubmittedRequestsAndWaitSeesSuccess) {
+  grpc::ClientContext mctx;
+  SetDeadline(&mctx);
+  auto stream = stub_->MoverSession(&mctx);
+  ASSERT_TRUE(stream->Write(HelloMsg("m1")));
+  v1::CoordinatorMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_welcome());
+
+  auto ids = Submit(3);
+  ASSERT_EQ(ids.size(), 3u);
+  std::set<uint64_t> got;
+  v1::MoverMessage reports;
+  while (got.size() < 3) {
+    ASSERT_TRUE(stream->Read(&msg));
+    ASSERT_TRUE(msg.has_batch());
+    EXPECT_EQ(msg.batch().archive_id(), 1u);
+    for (const auto& item : msg.batch().items()) {
+      got.insert(item.id());
+      auto* r = reports.mutable_reports()->add_results();
+      r->set_id(item.id());
+      r->set_epoch(item.epoch());
+    }
+  }
+  ASSERT_TRUE(stream->Write(reports));
+
+  grpc::Status end;
+  auto states = WaitFor(ids, &end);
+  EXPECT_TRUE(end.ok()) << end.error_message();
+  for (auto s : states) EXPECT_EQ(s, v1::SUCCEEDED);
+
+  v1::StatusRequest sreq;
+  v1::StatusReply sreply;
+  grpc::ClientContext sctx;
+  ASSERT_TRUE(stub_->Status(&sctx, sreq, &sreply).ok());
+  ASSERT_EQ(sreply.movers_size(), 1);
+  EXPECT_TRUE(sreply.movers(0).connected());
+  EXPECT_EQ(sreply.movers(0).done(), 3u);
+  EXPECT_GT(sreply.journal_records(), 0u);
+  stream->WritesDone();
+}
+
+TEST_F(ServerTest, DuplicateMoverIdAndMissingHelloAreRefused) {
+  grpc::ClientContext c1;
+  SetDeadline(&c1);
+  auto s1 = stub_->MoverSession(&c1);
+  ASSERT_TRUE(s1->Write(HelloMsg("m1")));
+  v1::CoordinatorMessage msg;
+  ASSERT_TRUE(s1->Read(&msg));
+
+  grpc::ClientContext c2;
+  SetDeadline(&c2);
+  auto s2 = stub_->MoverSession(&c2);
+  ASSERT_TRUE(s2->Write(HelloMsg("m1")));
+  EXPECT_FALSE(s2->Read(&msg));
+  grpc::Status st = s2->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+
+  grpc::ClientContext c3;
+  SetDeadline(&c3);
+  auto s3 = stub_->MoverSession(&c3);
+  v1::MoverMessage progress;
+  progress.mutable_progress()->set_id(1);
+  ASSERT_TRUE(s3->Write(progress));
+  EXPECT_FALSE(s3->Read(&msg));
+  st = s3->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  s1->WritesDone();
+}
+
+TEST_F(ServerTest, RestartKeepsAssignmentsForTheReconnectingMover) {
+  std::vector<uint64_t> ids;
+  uint64_t epoch = 0;
+  {
+    grpc::ClientContext mctx;
+    SetDeadline(&mctx);
+    auto stream = stub_->MoverSession(&mctx);
+    ASSERT_TRUE(stream->Write(HelloMsg("m1")));
+    v1::CoordinatorMessage msg;
+    ASSERT_TRUE(stream->Read(&msg));
+    ids = Submit(1);
+    ASSERT_TRUE(stream->Read(&msg));
+    ASSERT_TRUE(msg.has_batch());
+    epoch = msg.batch().items(0).epoch();
+    // The coordinator stops while the mover holds the action.
+    StopServer();
+    EXPECT_FALSE(stream->Read(&msg));
+  }
+  StartServer();
+  grpc::ClientContext mctx;
+  SetDeadline(&mctx);
+  auto stream = stub_->MoverSession(&mctx);
+  ASSERT_TRUE(stream->Write(HelloMsg("m1", {{ids[0], epoch}})));
+  v1::CoordinatorMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_welcome());
+  ASSERT_EQ(msg.welcome().keep_size(), 1);
+  EXPECT_EQ(msg.welcome().keep(0).id(), ids[0]);
+  v1::MoverMessage done;
+  done.mutable_result()->set_id(ids[0]);
+  done.mutable_result()->set_epoch(epoch);
+  ASSERT_TRUE(stream->Write(done));
+  grpc::Status end;
+  auto states = WaitFor(ids, &end);
+  EXPECT_TRUE(end.ok());
+  EXPECT_EQ(states[0], v1::SUCCEEDED);
+  stream->WritesDone();
+}
+
+TEST_F(ServerTest, SecondServerOnTheSameStateDirIsRefused) {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.state_dir = dir_;
+  auto s = Server::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("in use"), std::string::npos) << s.status().ToString();
+}
+
+TEST_F(ServerTest, LockTwoMakesWaitReturn) {
+  std::thread waiter([&] { server_->Wait(); });
+  grpc::ClientContext ctx;
+  v1::LockRequest req;
+  req.set_lock(2);
+  v1::LockReply reply;
+  ASSERT_TRUE(stub_->Lock(&ctx, req, &reply).ok());
+  EXPECT_EQ(reply.lock(), 2u);
+  waiter.join();  // returns because nothing is assigned
+}
+
+}  // namespace
+}  // namespace tierflow::coordinator

@@ -1,0 +1,47 @@
+// The gRPC face of the coordinator (service tierflow.v1.Coordinator, synchronous API).
+// Handlers run on gRPC threads and never touch coordinator state: they post a closure into the
+// loop and wait for its answer. A mover stream has its reader on the handler thread and a
+// writer thread of its own, so the loop only queues outbound messages and never blocks on a
+// slow mover.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/status.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/event_loop.h"
+#include "tierflow.grpc.pb.h"
+
+namespace tierflow::coordinator {
+
+// kUnavailable -> UNAVAILABLE and so on; the message is kept.
+grpc::Status ToGrpcStatus(const tierflow::Status& status);
+
+class CoordinatorService final : public v1::Coordinator::Service {
+ public:
+  // Both must outlive the service, and the loop must keep running until the gRPC server has
+  // shut down (handlers wait on it).
+  CoordinatorService(EventLoop* loop, Coordinator* coordinator);
+
+  grpc::Status Submit(grpc::ServerContext* context, const v1::SubmitRequest* request,
+                      v1::SubmitReply* reply) override;
+  grpc::Status Wait(grpc::ServerContext* context, const v1::WaitRequest* request,
+                    grpc::ServerWriter<v1::WaitUpdate>* writer) override;
+  grpc::Status Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
+                      v1::CancelReply* reply) override;
+  grpc::Status State(grpc::ServerContext* context, const v1::StateRequest* request,
+                     v1::StateReply* reply) override;
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusReply* reply) override;
+  grpc::Status Lock(grpc::ServerContext* context, const v1::LockRequest* request,
+                    v1::LockReply* reply) override;
+  grpc::Status MoverSession(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>* stream) override;
+
+ private:
+  EventLoop* const loop_;
+  Coordinator* const coordinator_;
+};
+
+}  // namespace tierflow::coordinator
