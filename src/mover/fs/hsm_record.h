@@ -37,7 +37,7 @@ struct VersionStamp {
 
 // Why a record carries a ctime window (the "seal") and not just the stamp:
 // writing the record xattr itself moves the file's ctime, so no record can contain the exact
-// ctime the file has once the record is on it. Instead every sealed write (see local_fs.cc):
+// ctime the file has once the record is on it. Instead every sealed write (managed_file.cc):
 //   1. takes a read lease on the file (no one can open it for writing while it is held; if the
 //      file is already open for writing the record is written unsealed instead),
 //   2. checks under the lease that the file still holds the data the record describes,
