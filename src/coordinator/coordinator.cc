@@ -291,6 +291,13 @@ void Coordinator::AfterDurable(JournalSink::Done fn) {
 
 void Coordinator::EndTurn() {
   if (dispatch_needed_) Dispatch();
+  // A new request may be assigned in the turn that created it: creation and assignment then
+  // share one row and one append, and fail together. One left queued waits for its row to be
+  // durable: an assignment journaled in a later append could outlive a failed creation.
+  for (uint64_t id : current_.created) {
+    Request* r = Find(id);
+    if (r && r->queued && !r->durable) Dequeue(*r);
+  }
   CheckQuit();
   FlushJournal();
 }
@@ -476,6 +483,7 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
       Request& r = Insert(std::move(row));
       MarkDirty(r);
       current_.created.push_back(r.row.id);
+      Enqueue(r);  // may be assigned in this turn, so one row carries both (see EndTurn)
       next_id_dirty_ = true;
     }
     entry.ids.push_back(accepted->id());

@@ -8,7 +8,9 @@
 //    loop turn all dirty rows, plus meta (next_id, lock) and other records of the turn, go to
 //    the journal as ONE append; appends complete in order. The submitter is answered from the
 //    append's completion (posted back into the loop), so nothing unjournaled is acknowledged.
-//    A new request enters its dispatch queue only once its row is durable.
+//    A new request may be assigned in the turn that created it (one row, one append, which
+//    fail together); otherwise it enters its dispatch queue only once its row is durable, so
+//    no assignment is ever journaled for a request whose creation failed.
 //  * Dispatch queues are keyed by (action, archive id, flags); each holds ids in id (= age)
 //    order, so take-from-front and removal are O(log n). At the end of a turn with something
 //    to dispatch, each connected mover with free capacity takes, in the order restore,

@@ -1,6 +1,8 @@
 // The scheduler thread: batch-drains posted closures, runs due timers, then the turn-end hook.
 #include "coordinator/event_loop.h"
 
+#include <pthread.h>
+
 #include <chrono>
 
 namespace tierflow::coordinator {
@@ -80,6 +82,7 @@ bool EventLoop::RunDueTimers() {
 
 void EventLoop::Run() {
   thread_id_ = std::this_thread::get_id();
+  pthread_setname_np(pthread_self(), "tf-loop");
   std::deque<Fn> batch;
   for (;;) {
     {

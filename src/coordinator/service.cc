@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -148,6 +150,7 @@ class StreamChannel final : public MoverChannel {
 
  private:
   void WriteLoop() {
+    pthread_setname_np(pthread_self(), "tf-mover-out");
     std::deque<v1::CoordinatorMessage> batch;
     for (;;) {
       {
