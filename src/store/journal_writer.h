@@ -2,7 +2,12 @@
 // callback; the thread drains everything pending into one Journal::Commit (one transaction,
 // one fsync) and then runs each callback with the commit's status, in append order.
 // Callbacks run on the store thread and must not block: the coordinator's callbacks only post
-// into its loop.
+// into its loop. A callback may Append (the records go into a later batch) but must not call
+// Flush or destroy the writer.
+// A batch is the appends pending when the thread becomes free, oldest first, up to
+// max_batch_records (an append is never split; one larger than the bound is committed alone).
+// If Journal::Commit fails, every append of that batch gets the error and none of its records
+// are applied; later appends are tried again normally.
 #pragma once
 
 #include <condition_variable>
@@ -23,12 +28,13 @@ class JournalWriter {
 
   // `journal` must outlive the writer. max_batch_records bounds one transaction.
   explicit JournalWriter(Journal* journal, size_t max_batch_records = 65536);
-  ~JournalWriter();  // flushes what is pending, then stops the thread
+  ~JournalWriter();  // flushes what is pending (running its callbacks), then stops the thread
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
   // Thread-safe, never blocks on disk. `done` runs once the records are durable (ok) or
-  // could not be written (error: none of this append's records were applied).
+  // could not be written (error: none of this append's records were applied). `done` may be
+  // empty. Callbacks run in append order. Must not be called once destruction has begun.
   void Append(std::vector<JournalRecord> records, Done done);
 
   // Blocks until everything appended before the call is committed or failed. For tests/shutdown.
@@ -36,6 +42,7 @@ class JournalWriter {
 
   // Number of records committed so far (for status and benchmarks). Thread-safe.
   uint64_t committed_records() const;
+  // Number of successful Journal::Commit calls (transactions) so far. Thread-safe.
   uint64_t commits() const;
 
  private:
