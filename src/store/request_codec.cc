@@ -2,30 +2,31 @@
 #include "store/request_codec.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace tierflow::store {
 namespace {
 
 constexpr uint8_t kVersion = 1;
 
-void PutVarint(uint64_t v, std::string* out) {
-  char buf[10];
-  size_t n = 0;
+// Writers into a buffer sized by the caller for the worst case (10 bytes per varint).
+char* PutVarint(uint64_t v, char* p) {
   while (v >= 0x80) {
-    buf[n++] = static_cast<char>(v | 0x80);
+    *p++ = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  buf[n++] = static_cast<char>(v);
-  out->append(buf, n);
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+char* PutBytes(const std::string& s, char* p) {
+  p = PutVarint(s.size(), p);
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
 uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
-
-void PutBytes(const std::string& s, std::string* out) {
-  PutVarint(s.size(), out);
-  out->append(s);
-}
 
 // Reads from the front of `in`; any failure makes ok() false and leaves the rest unread.
 class Reader {
@@ -70,26 +71,32 @@ class Reader {
 }  // namespace
 
 void EncodeRequestBody(const RequestRow& r, std::string* out) {
-  out->push_back(static_cast<char>(kVersion));
-  PutBytes(r.file.fsid, out);
-  PutVarint(r.file.fid.seq, out);
-  PutVarint(r.file.fid.oid, out);
-  PutVarint(r.file.fid.ver, out);
-  PutBytes(r.path, out);
-  PutVarint(r.archive_id, out);
-  PutVarint(r.flags, out);
-  PutBytes(r.data, out);
-  PutVarint(r.offset, out);
-  PutVarint(r.length + 1, out);  // UINT64_MAX ("to the end") wraps to 0: one byte
-  PutBytes(r.user, out);
-  PutBytes(r.mover, out);
-  PutVarint(r.epoch, out);
-  PutVarint(r.attempts, out);
-  PutVarint(ZigZag(r.error_code), out);
-  PutBytes(r.error, out);
-  PutVarint(ZigZag(r.created_us), out);
-  PutVarint(ZigZag(static_cast<int64_t>(static_cast<uint64_t>(r.changed_us) - static_cast<uint64_t>(r.created_us))),
-            out);
+  constexpr size_t kFields = 18;
+  size_t old = out->size();
+  out->resize(old + 1 + kFields * 10 + r.file.fsid.size() + r.path.size() + r.data.size() + r.user.size() +
+              r.mover.size() + r.error.size());
+  char* p = out->data() + old;
+  *p++ = static_cast<char>(kVersion);
+  p = PutBytes(r.file.fsid, p);
+  p = PutVarint(r.file.fid.seq, p);
+  p = PutVarint(r.file.fid.oid, p);
+  p = PutVarint(r.file.fid.ver, p);
+  p = PutBytes(r.path, p);
+  p = PutVarint(r.archive_id, p);
+  p = PutVarint(r.flags, p);
+  p = PutBytes(r.data, p);
+  p = PutVarint(r.offset, p);
+  p = PutVarint(r.length + 1, p);  // UINT64_MAX ("to the end") wraps to 0: one byte
+  p = PutBytes(r.user, p);
+  p = PutBytes(r.mover, p);
+  p = PutVarint(r.epoch, p);
+  p = PutVarint(r.attempts, p);
+  p = PutVarint(ZigZag(r.error_code), p);
+  p = PutBytes(r.error, p);
+  p = PutVarint(ZigZag(r.created_us), p);
+  uint64_t delta = static_cast<uint64_t>(r.changed_us) - static_cast<uint64_t>(r.created_us);
+  p = PutVarint(ZigZag(static_cast<int64_t>(delta)), p);
+  out->resize(p - out->data());
 }
 
 Status DecodeRequestBody(std::string_view body, RequestRow* r) {
