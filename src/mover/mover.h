@@ -1,6 +1,18 @@
 // The mover runtime: keeps one stream to the coordinator, runs actions on worker threads within
 // its capacities, reports progress and results, and reconnects (with the list of actions still
 // in hand) when the stream breaks.
+//
+// Protocol (proto/tierflow.proto, MoverSession): Hello{id, host, archive ids, capacities,
+// in_hand} first; after Welcome the mover drops the `drop` actions (cancels them, discards their
+// results) and sends what it buffered. Results that are ready together go in one Reports
+// message with the latest progress. A result has error_code 0, ECANCELED (canceled by
+// CancelActions), or Status::AsErrno(); retryable only for kUnavailable/kTimeout (and for
+// actions stopped by Shutdown). While disconnected the mover keeps running what it holds and
+// reconnects with backoff (reconnect_delay_ms doubling to 5 s); a Hello refused with
+// ALREADY_EXISTS is retried the same way. CANCEL items inside a batch are ignored.
+//
+// Threads: a session thread (connect, read), a writer thread (the only stream writer after
+// Hello) and one worker thread per running action. The public methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +23,8 @@
 #include "common/status.h"
 
 namespace tierflow::mover {
+
+class ArchiveBackend;
 
 struct MoverOptions {
   std::string coordinator = "127.0.0.1:7420";
@@ -23,18 +37,33 @@ struct MoverOptions {
   uint64_t max_bytes = 0;              // 0 = unlimited
   std::string posix_root;              // archive root of the posix backend
   bool posix_v2 = false;
+  // Used instead of a posix backend on posix_root when set (another backend, or a test double).
+  // Called from worker threads concurrently; must outlive the mover.
+  std::shared_ptr<ArchiveBackend> backend;
   int64_t progress_interval_ms = 2000;
   int64_t reconnect_delay_ms = 200;    // first retry delay; doubles up to 5 s
 };
 
+// A snapshot of what a mover holds, for status displays and tests.
+struct MoverCounts {
+  int queued = 0;       // received, waiting for a slot
+  int running = 0;      // on a worker now
+  int unreported = 0;   // finished, result not yet sent
+  bool connected = false;  // welcomed on a live stream
+};
+
 class Mover {
  public:
-  // Checks the options (archive root usable) and starts connecting in the background.
+  // Checks the options (archive root usable) and starts connecting in the background; does not
+  // wait for the coordinator. Errors say which option is wrong.
   static Result<std::unique_ptr<Mover>> Start(const MoverOptions& options);
   virtual ~Mover() = default;
   // Blocks until Shutdown().
   virtual void Wait() = 0;
-  // Stops taking work, lets running actions finish their current step, closes the stream.
+  virtual MoverCounts Counts() = 0;
+  // Stops taking work: queued actions and the running ones (canceled at their next copy step)
+  // are reported as retryable failures so the coordinator gives them to a mover again; waits
+  // for the workers, flushes results for up to 2 s, closes the stream. Idempotent.
   virtual void Shutdown() = 0;
 };
 
