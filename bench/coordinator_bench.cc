@@ -6,11 +6,15 @@
 // Usage: coordinator_bench [requests=1000000] [submitters=4] [batch=1000] [capacity=10000]
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +30,36 @@ namespace {
 const auto kStart = std::chrono::steady_clock::now();
 double Elapsed() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - kStart).count();
+}
+
+double ProcessCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds used so far by the threads called `name` (from /proc).
+double ThreadCpuSeconds(const std::string& name) {
+  double total = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(e.path() / "comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c != name) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream in(line.substr(line.rfind(')') + 2));
+    std::string field;
+    unsigned long long ut = 0, st = 0;
+    for (int i = 3; i <= 15; ++i) {
+      in >> field;
+      if (i == 14) ut = std::stoull(field);
+      if (i == 15) st = std::stoull(field);
+    }
+    total += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
+  }
+  return total;
 }
 
 struct Args {
@@ -178,6 +212,8 @@ int main(int argc, char** argv) {
 
     std::atomic<bool> failed{false};
     std::vector<uint64_t> succeeded(args.submitters, 0);
+    double cpu0 = ProcessCpuSeconds();
+    double loop0 = ThreadCpuSeconds("tf-loop");
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> submitters;
     uint64_t per = args.requests / args.submitters;
@@ -192,6 +228,8 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     uint64_t total = 0;
     for (uint64_t s : succeeded) total += s;
+    double cpu = ProcessCpuSeconds() - cpu0;
+    double loop_cpu = ThreadCpuSeconds("tf-loop") - loop0;
 
     auto stub = v1::Coordinator::NewStub(Connect(port));
     grpc::ClientContext ctx;
@@ -208,6 +246,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(status.journal_records()),
                 static_cast<unsigned long long>(
                     status.movers_size() > 0 ? status.movers(0).batches() : 0));
+    std::printf("  cpu_us_per_request=%.1f (loop thread %.1f; clients and mover included)\n",
+                cpu * 1e6 / std::max<uint64_t>(total, 1), loop_cpu * 1e6 / std::max<uint64_t>(total, 1));
     if (failed.load() || total != args.requests) {
       std::fprintf(stderr, "FAILED: %llu of %llu requests seen SUCCEEDED\n",
                    static_cast<unsigned long long>(total),

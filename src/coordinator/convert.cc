@@ -19,7 +19,7 @@ void FileRefToProto(const hsm::FileId& file, const std::string& path, v1::FileRe
   out->set_seq(file.fid.seq);
   out->set_oid(file.fid.oid);
   out->set_ver(file.fid.ver);
-  out->set_path(path);
+  if (!path.empty()) out->set_path(path);
 }
 
 std::optional<hsm::Action> ActionFromProto(v1::Action action) {
@@ -53,7 +53,7 @@ v1::RequestState StateToProto(store::RequestState state) {
   return v1::STATE_UNSPECIFIED;
 }
 
-Result<store::RequestRow> RowFromSpec(const v1::RequestSpec& spec, size_t index) {
+Status ValidateSpec(const v1::RequestSpec& spec, size_t index) {
   auto action = ActionFromProto(spec.action());
   if (!action || *action == hsm::Action::kCancel) {
     return Status(Code::kInvalidArgument,
@@ -61,24 +61,27 @@ Result<store::RequestRow> RowFromSpec(const v1::RequestSpec& spec, size_t index)
                               "REMOVE (cancel with the Cancel call)",
                               index, v1::Action_Name(spec.action())));
   }
-  store::RequestRow row;
-  row.file = FileIdFromProto(spec.file());
-  if (row.file.fsid.empty() || row.file.fid.IsZero()) {
+  const v1::FileRef& f = spec.file();
+  if (f.fsid().empty() || (f.seq() == 0 && f.oid() == 0 && f.ver() == 0)) {
     return Status(Code::kInvalidArgument,
                   fmt::format("request {}: file '{}' has no filesystem id or file id; give both "
                               "(fsid and a non-zero fid)",
-                              index, spec.file().path()));
+                              index, f.path()));
   }
-  row.path = spec.file().path();
-  row.action = *action;
-  row.archive_id = spec.archive_id();
-  row.flags = spec.flags();
-  row.data = spec.data();
-  row.offset = spec.offset();
-  row.length = spec.length() == 0 ? UINT64_MAX : spec.length();
-  row.user = spec.user();
-  row.state = store::RequestState::kQueued;
-  return row;
+  return Status::Ok();
+}
+
+void RowFromSpec(const v1::RequestSpec& spec, store::RequestRow* row) {
+  row->file = FileIdFromProto(spec.file());
+  row->path = spec.file().path();
+  row->action = *ActionFromProto(spec.action());
+  row->archive_id = spec.archive_id();
+  row->flags = spec.flags();
+  row->data = spec.data();
+  row->offset = spec.offset();
+  row->length = spec.length() == 0 ? UINT64_MAX : spec.length();
+  row->user = spec.user();
+  row->state = store::RequestState::kQueued;
 }
 
 void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out) {
@@ -88,10 +91,11 @@ void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out) {
   out->set_archive_id(row.archive_id);
   out->set_flags(row.flags);
   out->set_state(StateToProto(row.state));
-  out->set_mover(row.mover);
+  // Unset strings cost nothing; setting even an empty one allocates.
+  if (!row.mover.empty()) out->set_mover(row.mover);
   out->set_epoch(row.epoch);
   out->set_error_code(row.error_code);
-  out->set_error(row.error);
+  if (!row.error.empty()) out->set_error(row.error);
   out->set_created_us(row.created_us);
   out->set_changed_us(row.changed_us);
   out->set_attempts(row.attempts);
@@ -104,7 +108,7 @@ void RowToItem(const store::RequestRow& row, v1::ActionItem* out) {
   FileRefToProto(row.file, row.path, out->mutable_file());
   out->set_archive_id(row.archive_id);
   out->set_flags(row.flags);
-  out->set_data(row.data);
+  if (!row.data.empty()) out->set_data(row.data);
   out->set_offset(row.offset);
   out->set_length(row.length);
 }

@@ -22,10 +22,12 @@ std::optional<hsm::Action> ActionFromProto(v1::Action action);
 v1::Action ActionToProto(hsm::Action action);
 v1::RequestState StateToProto(store::RequestState state);
 
-// A new queued request from a submitted spec. `id`, times and the default archive id are the
-// caller's. Rejects what no mover could run (no file id, CANCEL, unknown action) with a
-// message naming the spec.
-Result<store::RequestRow> RowFromSpec(const v1::RequestSpec& spec, size_t index);
+// Rejects a submitted spec no mover could run (no file id, CANCEL, unknown action), with a
+// message naming the spec by its index.
+Status ValidateSpec(const v1::RequestSpec& spec, size_t index);
+// Fills a new queued request from a validated spec. `id`, times and the default archive id
+// are the caller's. Writes in place: a row is large, and submits come by the thousand.
+void RowFromSpec(const v1::RequestSpec& spec, store::RequestRow* row);
 
 void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out);
 void RowToItem(const store::RequestRow& row, v1::ActionItem* out);

@@ -172,15 +172,30 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
 
 // ---- request bookkeeping ----
 
+Coordinator::Request& Coordinator::Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall) {
+  Request& r = requests_[id];
+  RowFromSpec(spec, &r.row);
+  r.row.id = id;
+  if (r.row.archive_id == 0) r.row.archive_id = options_.default_archive_id;
+  r.row.created_us = r.row.changed_us = wall;
+  Index(r);
+  return r;
+}
+
 Coordinator::Request& Coordinator::Insert(RequestRow row) {
   uint64_t id = row.id;
   Request& r = requests_[id];
   r.row = std::move(row);
+  Index(r);
+  return r;
+}
+
+void Coordinator::Index(Request& r) {
+  uint64_t id = r.row.id;
   files_[r.row.file].push_back(id);
   ++counts_[KindOf(r.row.action)][static_cast<int>(r.row.state)];
   if (r.row.state == RequestState::kQueued) ++queued_total_;
   if (r.row.state == RequestState::kAssigned) ++assigned_total_;
-  return r;
 }
 
 void Coordinator::SetState(Request& r, RequestState state) {
@@ -312,7 +327,11 @@ void Coordinator::FlushJournal() {
     if (!r) continue;
     r->in_turn = false;
     ++r->unsynced;
-    records.push_back(JournalRecord::Put(r->row));
+    // Built in place: one copy of the row, no moves (this runs for every change).
+    JournalRecord& rec = records.emplace_back();
+    rec.kind = JournalRecord::Kind::kPutRequest;
+    rec.id = id;
+    rec.request = r->row;
     put.push_back(id);
   }
   current_.touched = std::move(put);
@@ -430,7 +449,7 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
     return;
   }
   auto finish = [this](v1::SubmitReply reply, Reply<v1::SubmitReply> done) {
-    AfterDurable([this, reply = std::move(reply), done = std::move(done)](const Status& st) {
+    AfterDurable([this, reply = std::move(reply), done = std::move(done)](const Status& st) mutable {
       if (!st.ok()) {
         done(Status(Code::kUnavailable, JournalFailure(st.ToString())));
         return;
@@ -441,7 +460,7 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
           return;
         }
       }
-      done(reply);
+      done(std::move(reply));
     });
   };
   const std::string& key = request.idempotency_key();
@@ -457,37 +476,35 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
       return;
     }
   }
-  std::vector<RequestRow> rows;
-  rows.reserve(request.requests_size());
   for (int i = 0; i < request.requests_size(); ++i) {
-    Result<RequestRow> row = RowFromSpec(request.requests(i), i);
-    if (!row.ok()) {
-      done(row.status());
+    Status st = ValidateSpec(request.requests(i), i);
+    if (!st.ok()) {
+      done(st);
       return;
     }
-    rows.push_back(std::move(row).value());
   }
   int64_t wall = clock_->WallMicros();
   v1::SubmitReply reply;
+  reply.mutable_accepted()->Reserve(request.requests_size());
   IdempotencyEntry entry;
-  for (RequestRow& row : rows) {
+  for (const v1::RequestSpec& spec : request.requests()) {
     auto* accepted = reply.add_accepted();
-    if (row.archive_id == 0) row.archive_id = options_.default_archive_id;
-    if (const Request* existing = FindPending(row.file, row.action)) {
+    hsm::Action action = *ActionFromProto(spec.action());
+    if (const Request* existing = FindPending(FileIdFromProto(spec.file()), action)) {
       accepted->set_id(existing->row.id);
       accepted->set_merged(true);
     } else {
-      row.id = next_id_++;
-      row.created_us = row.changed_us = wall;
-      accepted->set_id(row.id);
-      Request& r = Insert(std::move(row));
+      Request& r = Insert(spec, next_id_++, wall);
       MarkDirty(r);
       current_.created.push_back(r.row.id);
-      Enqueue(r);  // may be assigned in this turn, so one row carries both (see EndTurn)
       next_id_dirty_ = true;
+      accepted->set_id(r.row.id);
+      Enqueue(r);  // may be assigned in this turn, so one row carries both (see EndTurn)
     }
-    entry.ids.push_back(accepted->id());
-    entry.merged.push_back(accepted->merged());
+    if (!key.empty()) {
+      entry.ids.push_back(accepted->id());
+      entry.merged.push_back(accepted->merged());
+    }
   }
   if (!key.empty()) {
     entry.created_us = wall;

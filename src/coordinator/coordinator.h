@@ -49,6 +49,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include <absl/container/btree_set.h>
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
+
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/event_loop.h"
@@ -198,7 +203,7 @@ class Coordinator {
     bool connected = false;
     SessionId session = 0;
     std::shared_ptr<MoverChannel> channel;
-    std::unordered_set<uint64_t> assigned;
+    absl::flat_hash_set<uint64_t> assigned;
     EventLoop::TimerId grace_timer = 0;
     uint64_t done = 0;
     uint64_t failed = 0;
@@ -246,6 +251,8 @@ class Coordinator {
   void ScheduleJournalRetry();
 
   Request& Insert(store::RequestRow row);
+  Request& Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall);
+  void Index(Request& r);  // files_, counters
   Request* Find(uint64_t id);
   const Request* Find(uint64_t id) const;
   const Request* FindPending(const hsm::FileId& file, hsm::Action action) const;
@@ -300,8 +307,10 @@ class Coordinator {
   JournalSink* const journal_;
 
   std::unordered_map<uint64_t, Request> requests_;
-  std::unordered_map<hsm::FileId, std::vector<uint64_t>, hsm::FileIdHash> files_;
-  std::map<QueueKey, std::set<uint64_t>> queues_;
+  // Every known request of a file (usually one): merging and State look here.
+  absl::flat_hash_map<hsm::FileId, absl::InlinedVector<uint64_t, 2>, hsm::FileIdHash> files_;
+  // Dispatch queues; a btree keeps ids in order without a node per id.
+  std::map<QueueKey, absl::btree_set<uint64_t>> queues_;
   std::array<std::array<uint64_t, 6>, kKinds> counts_{};  // [kind][state]
   uint64_t queued_total_ = 0;
   uint64_t assigned_total_ = 0;
