@@ -17,23 +17,12 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/event_loop.h"
 #include "coordinator/service.h"
+#include "coordinator/writer_sink.h"
 #include "store/journal_writer.h"
 #include "store/sqlite/sqlite_journal.h"
 
 namespace tierflow::coordinator {
 namespace {
-
-class WriterSink final : public JournalSink {
- public:
-  explicit WriterSink(store::JournalWriter* writer) : writer_(writer) {}
-  void Append(std::vector<store::JournalRecord> records, Done done) override {
-    writer_->Append(std::move(records), std::move(done));
-  }
-  uint64_t committed_records() const override { return writer_->committed_records(); }
-
- private:
-  store::JournalWriter* const writer_;
-};
 
 // Holds an exclusive flock on STATE_DIR/coordinator.lock, so two coordinators never share a
 // journal.
