@@ -554,6 +554,42 @@ TEST_F(CoordinatorTest, FailedResultWriteIsRetriedAndFailedAssignmentIsNotSent) 
   EXPECT_EQ(h.journal().Row(a)->state, RequestState::kSucceeded);
 }
 
+TEST_F(CoordinatorTest, FailedSubmitAssignedInTheSameTurnIsNeverSent) {
+  auto m = Connect(MakeHello("m1", {1}, 1));
+  h.sink().FailNext(1, Status(Code::kIo, "disk I/O error", EIO));
+  v1::SubmitRequest req;
+  *req.add_requests() = Spec(v1::ARCHIVE, 1);
+  auto failed = h.Submit(req);
+  ASSERT_EQ(failed.status().code(), Code::kUnavailable);
+  EXPECT_TRUE(m.channel->items().empty());
+  EXPECT_EQ(h.StatusOf().movers(0).running(), 0u) << "its capacity was given back";
+  h.Advance(2 * kSecond);
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 2));
+  ASSERT_EQ(m.channel->items().size(), 1u) << "capacity 1 is free again";
+  EXPECT_EQ(m.channel->items()[0].id(), id);
+  EXPECT_EQ(h.journal().Row(id)->state, RequestState::kAssigned);
+}
+
+TEST_F(CoordinatorTest, ProgressIsStreamedToWaitersWithoutJournaling) {
+  uint64_t id = h.SubmitOne(Spec(v1::RESTORE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  auto waiter = std::make_shared<testing::RecordingWaitChannel>();
+  ASSERT_TRUE(h.Get<Result<Coordinator::WatchId>>([&] { return h.coord()->Watch({id}, waiter); }).ok());
+  uint64_t appends = h.sink().appends();
+  v1::MoverMessage msg;
+  auto* p = msg.mutable_progress();
+  p->set_id(id);
+  p->set_epoch(1);
+  p->set_bytes_done(512);
+  p->set_bytes_total(1024);
+  h.Report(m, msg);
+  auto updates = waiter->updates();
+  ASSERT_FALSE(updates.empty());
+  EXPECT_EQ(updates.back().requests(0).bytes_done(), 512u);
+  EXPECT_EQ(updates.back().requests(0).bytes_total(), 1024u);
+  EXPECT_EQ(h.sink().appends(), appends) << "progress is not journaled";
+}
+
 TEST_F(CoordinatorTest, FinalRecordsArePurgedAfterGrace) {
   uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
   auto m = Connect(MakeHello("m1", {1}, 4));
