@@ -1,11 +1,4 @@
 // The tierflow command: one executable, subcommands for every process and client verb.
-#include <CLI/CLI.hpp>
+#include "cli/cli_app.h"
 
-#include <cstdio>
-
-int main(int argc, char** argv) {
-  CLI::App app{"tierflow: hierarchical storage management"};
-  app.require_subcommand(1);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
-}
+int main(int argc, char** argv) { return tierflow::cli::Run(argc, argv); }

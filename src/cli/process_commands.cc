@@ -1,0 +1,280 @@
+// The long-running subcommands: `coordinator`, `mover`, and `up` (both in one process).
+// SIGINT and SIGTERM shut them down cleanly (exit 0): a signal thread waits for them with
+// sigwait, so the handlers run as ordinary code and may call Shutdown.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "cli/cli_app.h"
+#include "cli/file_walk.h"
+#include "common/log.h"
+#include "coordinator/server.h"
+#include "mover/mover.h"
+
+namespace tierflow::cli {
+
+namespace {
+
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info",    "warn",
+                                             "error", "critical", "off"};
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Blocks SIGINT/SIGTERM; call before starting any thread so that every thread inherits the
+// mask and a signal stays pending until a SignalHandler's thread takes it.
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+// Runs `on_signal` on a dedicated thread for each SIGINT/SIGTERM, until destroyed. The
+// destructor waits for a handler in progress, so objects the handler uses may be destroyed
+// right after it (declare it after them). The thread is detached and outlives the object.
+class SignalHandler {
+ public:
+  explicit SignalHandler(std::function<void(int)> on_signal) : gate_(std::make_shared<Gate>()) {
+    gate_->fn = std::move(on_signal);
+    std::thread([gate = gate_] {
+      sigset_t set = TerminationSignals();
+      int sig = 0;
+      while (sigwait(&set, &sig) == 0) {
+        std::lock_guard lk(gate->mu);
+        if (gate->closed) return;
+        gate->fn(sig);
+      }
+    }).detach();
+  }
+  ~SignalHandler() {
+    std::lock_guard lk(gate_->mu);
+    gate_->closed = true;
+  }
+  SignalHandler(const SignalHandler&) = delete;
+  SignalHandler& operator=(const SignalHandler&) = delete;
+
+ private:
+  struct Gate {
+    std::mutex mu;
+    bool closed = false;
+    std::function<void(int)> fn;
+  };
+  std::shared_ptr<Gate> gate_;
+};
+
+// HOST:PORT with the port the server really listens on (for --listen HOST:0).
+std::string ListenAddress(const std::string& listen, int port) {
+  size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  return host + ":" + std::to_string(port);
+}
+
+// Where a local process reaches a server that listens on `listen`.
+std::string LocalAddress(const std::string& listen, int port) {
+  size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "[::]" || host == "::") host = "[::1]";
+  return host + ":" + std::to_string(port);
+}
+
+void AddLogLevel(CLI::App* sub, std::string* level) {
+  sub->add_option("--log-level", *level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember(kLogLevels))
+      ->capture_default_str();
+}
+
+void AddListenState(CLI::App* sub, std::string* listen, std::string* state) {
+  sub->add_option("--listen", *listen, "HOST:PORT to listen on (port 0 picks a free port)")
+      ->capture_default_str();
+  sub->add_option("--state", *state, "state directory (journal); created if missing")
+      ->capture_default_str();
+}
+
+// ---- coordinator ----
+
+struct CoordinatorArgs {
+  std::string listen = "127.0.0.1:7420";
+  std::string state = "/var/lib/tierflow";
+  std::string log_level = "info";
+};
+
+Result<std::unique_ptr<coordinator::Server>> StartServer(const std::string& listen,
+                                                         const std::string& state) {
+  coordinator::ServerOptions o;
+  o.listen = listen;
+  o.state_dir = state;
+  return coordinator::Server::Start(o);
+}
+
+int RunCoordinator(CoordinatorArgs a) {
+  a.state = AbsolutePath(a.state);
+  InitLogging(a.log_level, "coordinator");
+  BlockTerminationSignals();
+  auto server = StartServer(a.listen, a.state);
+  if (!server.ok()) {
+    PrintError(server.status());
+    return kExitFailed;
+  }
+  coordinator::Server* s = server->get();
+  SignalHandler on_signal([s](int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    s->Shutdown();
+  });
+  std::printf("tierflow coordinator listening on %s, state in %s\n",
+              ListenAddress(a.listen, s->port()).c_str(), a.state.c_str());
+  std::fflush(stdout);
+  s->Wait();
+  s->Shutdown();
+  return kExitOk;
+}
+
+// ---- mover ----
+
+struct MoverArgs {
+  mover::MoverOptions options;
+  std::string log_level = "info";
+};
+
+void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
+  mover::MoverOptions& o = a->options;
+  o.coordinator = DefaultCoordinator();
+  o.archive_ids.clear();
+  sub->add_option("--coordinator", o.coordinator, "coordinator HOST:PORT")
+      ->envname("TIERFLOW_COORDINATOR")
+      ->capture_default_str();
+  sub->add_option("--id", o.id, "stable mover name (default: the host name)");
+  sub->add_option("--archive-id", o.archive_ids, "archive id served (repeatable; default 1)")
+      ->check(CLI::Range(1u, std::numeric_limits<uint32_t>::max()))
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--posix-root", o.posix_root, "archive directory of the posix backend")
+      ->required();
+  sub->add_flag("--posix-v2", o.posix_v2, "lhsmtool_posix v2 paths (ROOT/HASH/FID)");
+  const auto slots = CLI::Range(-1, std::numeric_limits<int32_t>::max());
+  sub->add_option("--max-archive", o.max_archive, "concurrent archives (-1 unlimited)")
+      ->check(slots)->capture_default_str();
+  sub->add_option("--max-restore", o.max_restore, "concurrent restores (-1 unlimited)")
+      ->check(slots)->capture_default_str();
+  sub->add_option("--max-remove", o.max_remove, "concurrent removes (-1 unlimited)")
+      ->check(slots)->capture_default_str();
+  sub->add_option("--max-bytes", o.max_bytes, "bytes in flight the coordinator may give (0 unlimited)")
+      ->capture_default_str();
+  AddLogLevel(sub, &a->log_level);
+}
+
+int RunMover(MoverArgs a) {
+  InitLogging(a.log_level, "mover");
+  if (a.options.archive_ids.empty()) a.options.archive_ids = {1};
+  a.options.posix_root = AbsolutePath(a.options.posix_root);
+  BlockTerminationSignals();
+  auto m = mover::Mover::Start(a.options);
+  if (!m.ok()) {
+    PrintError(m.status());
+    return kExitFailed;
+  }
+  mover::Mover* mv = m->get();
+  SignalHandler on_signal([mv](int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    mv->Shutdown();
+  });
+  mv->Wait();
+  return kExitOk;
+}
+
+// ---- up ----
+
+struct UpArgs {
+  std::string fs;
+  std::string archive;
+  std::string listen = "127.0.0.1:7420";
+  std::string state = "/var/lib/tierflow";
+  std::string log_level = "info";
+};
+
+int RunUp(UpArgs a) {
+  a.fs = AbsolutePath(a.fs);
+  a.archive = AbsolutePath(a.archive);
+  a.state = AbsolutePath(a.state);
+  InitLogging(a.log_level, "tierflow");
+  BlockTerminationSignals();
+  std::error_code ec;
+  std::filesystem::create_directories(a.archive, ec);
+  if (ec) {
+    PrintError("cannot create the archive directory " + a.archive + ": " + ec.message());
+    return kExitFailed;
+  }
+  auto server = StartServer(a.listen, a.state);
+  if (!server.ok()) {
+    PrintError(server.status());
+    return kExitFailed;
+  }
+  coordinator::Server* s = server->get();
+  mover::MoverOptions mo;
+  mo.coordinator = LocalAddress(a.listen, s->port());
+  mo.id = "local";
+  mo.archive_ids = {1};
+  mo.posix_root = a.archive;
+  auto m = mover::Mover::Start(mo);
+  if (!m.ok()) {
+    PrintError(m.status());
+    s->Shutdown();
+    return kExitFailed;
+  }
+  mover::Mover* mv = m->get();
+  SignalHandler on_signal([s, mv](int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    mv->Shutdown();
+    s->Shutdown();
+  });
+  const std::string addr = ListenAddress(a.listen, s->port());
+  std::printf("tierflow up: coordinator listening on %s, state in %s\n"
+              "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
+              "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
+              addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(),
+              LocalAddress(a.listen, s->port()).c_str());
+  std::fflush(stdout);
+  s->Wait();
+  mv->Shutdown();
+  s->Shutdown();
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
+  auto ca = std::make_shared<CoordinatorArgs>();
+  CLI::App* c = app.add_subcommand("coordinator", "run the coordinator (queues, journal, movers)");
+  AddListenState(c, &ca->listen, &ca->state);
+  AddLogLevel(c, &ca->log_level);
+  commands->push_back({c, [ca] { return RunCoordinator(*ca); }});
+
+  auto ma = std::make_shared<MoverArgs>();
+  CLI::App* m = app.add_subcommand("mover", "run a mover: copies files to and from an archive");
+  AddMoverOptions(m, ma.get());
+  commands->push_back({m, [ma] { return RunMover(*ma); }});
+
+  auto ua = std::make_shared<UpArgs>();
+  CLI::App* u = app.add_subcommand("up", "run a coordinator and one mover in one process");
+  u->add_option("--fs", ua->fs, "the filesystem directory tierflow manages")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  u->add_option("--archive", ua->archive, "archive directory (created if missing)")->required();
+  AddListenState(u, &ua->listen, &ua->state);
+  AddLogLevel(u, &ua->log_level);
+  commands->push_back({u, [ua] { return RunUp(*ua); }});
+}
+
+}  // namespace tierflow::cli
