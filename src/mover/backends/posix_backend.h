@@ -27,7 +27,10 @@ inline constexpr char kChecksumXattr[] = "user.tierflow.xxh3";
 struct PosixBackendOptions {
   std::string root;
   bool v2_paths = false;
-  size_t chunk_size = 4 << 20;
+  // Bytes per read and write, through one buffer hashed in place. Small enough to stay in L2:
+  // on a 2 GiB buffered copy 256 KiB took ~25% less CPU than 4 MiB (which also lost ~30% of
+  // wall time against cp); readahead and writeback sizes do not depend on it.
+  size_t chunk_size = 256 << 10;
   int64_t progress_interval_ms = 2000;
 };
 

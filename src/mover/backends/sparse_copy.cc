@@ -16,6 +16,7 @@ namespace tierflow::mover {
 namespace {
 
 constexpr size_t kZeroBlock = 1 << 20;
+constexpr uint64_t kWritebackBytes = 8 << 20;
 // Never written: left in .bss so it costs no space in the binary and reads from the zero page.
 alignas(4096) char kZeros[kZeroBlock];
 
@@ -118,13 +119,21 @@ class SparseCopier {
       if (!got.ok()) return got.status();
       XXH3_64bits_update(state_.get(), buf_.get(), want);
       TF_RETURN_IF_ERROR(WriteFull(from, want));
-      if (opt_.start_writeback) {
-        ::sync_file_range(dst_.fd, static_cast<off_t>(from), static_cast<off_t>(want), SYNC_FILE_RANGE_WRITE);
-      }
       from += want;
+      StartWriteback(from);
       TF_RETURN_IF_ERROR(ticker_.Tick(from));
     }
     return Status::Ok();
+  }
+
+  // Starts writeback of what was written since the last call once it reaches
+  // kWritebackBytes, so the disk works while we copy without a syscall per chunk.
+  void StartWriteback(uint64_t written_to) {
+    if (!opt_.start_writeback) return;
+    if (written_to - unflushed_from_ < kWritebackBytes) return;
+    ::sync_file_range(dst_.fd, static_cast<off_t>(unflushed_from_), static_cast<off_t>(written_to - unflushed_from_),
+                      SYNC_FILE_RANGE_WRITE);
+    unflushed_from_ = written_to;
   }
 
   Result<size_t> ReadFull(uint64_t off, size_t want) {
@@ -159,6 +168,7 @@ class SparseCopier {
   const SparseCopyOptions& opt_;
   ProgressTicker ticker_;
   size_t chunk_ = 0;
+  uint64_t unflushed_from_ = 0;
   std::unique_ptr<char, FreeDeleter> buf_;
   std::unique_ptr<XXH3_state_t, HashStateDeleter> state_;
 };

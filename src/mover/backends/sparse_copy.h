@@ -13,10 +13,10 @@
 namespace tierflow::mover {
 
 struct SparseCopyOptions {
-  size_t chunk_size = 4 << 20;        // one buffer of this size is allocated per copy
+  size_t chunk_size = 256 << 10;      // one buffer of this size per copy; see PosixBackendOptions
   int64_t progress_interval_ms = 2000;
-  // Start writeback of each written chunk (sync_file_range) so that a final fsync of the
-  // destination has little left to do and dirty pages do not pile up.
+  // Start writeback every 8 MiB written (sync_file_range, not waiting), so the disk works while
+  // we copy, a final fsync of the destination has little left and dirty pages do not pile up.
   bool start_writeback = false;
   const Clock* clock = nullptr;       // progress timing; nullptr = SystemClock::Default()
 };
