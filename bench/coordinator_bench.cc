@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -38,14 +39,13 @@ double ProcessCpuSeconds() {
   return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-// CPU seconds used so far by the threads called `name` (from /proc).
-double ThreadCpuSeconds(const std::string& name) {
-  double total = 0;
+// CPU seconds used so far per thread name (from /proc).
+std::map<std::string, double> CpuByThreadName() {
+  std::map<std::string, double> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(e.path() / "comm");
     std::string c;
     std::getline(comm, c);
-    if (c != name) continue;
     std::ifstream stat(e.path() / "stat");
     std::string line;
     std::getline(stat, line);
@@ -57,10 +57,12 @@ double ThreadCpuSeconds(const std::string& name) {
       if (i == 14) ut = std::stoull(field);
       if (i == 15) st = std::stoull(field);
     }
-    total += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
+    out[c] += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
   }
-  return total;
+  return out;
 }
+
+double ThreadCpuSeconds(const std::string& name) { return CpuByThreadName()[name]; }
 
 struct Args {
   uint64_t requests = 1'000'000;
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
     std::vector<uint64_t> succeeded(args.submitters, 0);
     double cpu0 = ProcessCpuSeconds();
     double loop0 = ThreadCpuSeconds("tf-loop");
+    auto threads0 = CpuByThreadName();
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> submitters;
     uint64_t per = args.requests / args.submitters;
@@ -230,6 +233,7 @@ int main(int argc, char** argv) {
     for (uint64_t s : succeeded) total += s;
     double cpu = ProcessCpuSeconds() - cpu0;
     double loop_cpu = ThreadCpuSeconds("tf-loop") - loop0;
+    auto threads1 = CpuByThreadName();
 
     auto stub = v1::Coordinator::NewStub(Connect(port));
     grpc::ClientContext ctx;
@@ -248,6 +252,12 @@ int main(int argc, char** argv) {
                     status.movers_size() > 0 ? status.movers(0).batches() : 0));
     std::printf("  cpu_us_per_request=%.1f (loop thread %.1f; clients and mover included)\n",
                 cpu * 1e6 / std::max<uint64_t>(total, 1), loop_cpu * 1e6 / std::max<uint64_t>(total, 1));
+    if (getenv("TF_BENCH_VERBOSE")) {
+      for (const auto& [name, secs] : threads1) {
+        std::printf("    %-16s %.1f us/request\n", name.c_str(),
+                    (secs - threads0[name]) * 1e6 / std::max<uint64_t>(total, 1));
+      }
+    }
     if (failed.load() || total != args.requests) {
       std::fprintf(stderr, "FAILED: %llu of %llu requests seen SUCCEEDED\n",
                    static_cast<unsigned long long>(total),

@@ -90,11 +90,16 @@ class JournalSink {
   virtual uint64_t committed_records() const { return 0; }
 };
 
+// Outgoing messages are immutable and shared: the loop builds them (on a protobuf arena, which
+// the pointer keeps alive) and the stream's writer thread serializes and releases them.
+using OutMessage = std::shared_ptr<const v1::CoordinatorMessage>;
+using OutUpdate = std::shared_ptr<const v1::WaitUpdate>;
+
 // The outbound half of one mover stream. Called on the loop thread; must queue, never block.
 class MoverChannel {
  public:
   virtual ~MoverChannel() = default;
-  virtual void Send(v1::CoordinatorMessage msg) = 0;
+  virtual void Send(OutMessage msg) = 0;
   // Ends the stream (coordinator shutdown). The stream's reader then reports MoverGone.
   virtual void Close(const Status& status) = 0;
 };
@@ -103,7 +108,7 @@ class MoverChannel {
 class WaitChannel {
  public:
   virtual ~WaitChannel() = default;
-  virtual void Send(v1::WaitUpdate update) = 0;
+  virtual void Send(OutUpdate update) = 0;
   // The last call: ok once every watched request is final, else why the wait ended.
   virtual void Finish(const Status& status) = 0;
 };

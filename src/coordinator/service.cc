@@ -68,7 +68,7 @@ class WaitQueue final : public WaitChannel {
  public:
   enum class Next { kUpdate, kFinished, kIdle };
 
-  void Send(v1::WaitUpdate update) override {
+  void Send(OutUpdate update) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       updates_.push_back(std::move(update));
@@ -84,7 +84,7 @@ class WaitQueue final : public WaitChannel {
     cv_.notify_one();
   }
   // Updates first, then the end; kIdle after `timeout` with neither.
-  Next Pop(v1::WaitUpdate* update, Status* status, std::chrono::milliseconds timeout) {
+  Next Pop(OutUpdate* update, Status* status, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return !updates_.empty() || finished_; });
     if (!updates_.empty()) {
@@ -102,7 +102,7 @@ class WaitQueue final : public WaitChannel {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<v1::WaitUpdate> updates_;
+  std::deque<OutUpdate> updates_;
   bool finished_ = false;
   Status status_;
 };
@@ -118,7 +118,7 @@ class StreamChannel final : public MoverChannel {
   }
   ~StreamChannel() override { Stop(); }
 
-  void Send(v1::CoordinatorMessage msg) override {
+  void Send(OutMessage msg) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
@@ -151,7 +151,7 @@ class StreamChannel final : public MoverChannel {
  private:
   void WriteLoop() {
     pthread_setname_np(pthread_self(), "tf-mover-out");
-    std::deque<v1::CoordinatorMessage> batch;
+    std::deque<OutMessage> batch;
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -162,7 +162,7 @@ class StreamChannel final : public MoverChannel {
       while (!batch.empty()) {
         grpc::WriteOptions options;
         if (batch.size() > 1) options.set_buffer_hint();
-        if (!stream_->Write(batch.front(), options)) {
+        if (!stream_->Write(*batch.front(), options)) {
           context_->TryCancel();  // the mover is gone; let the reader notice
           return;
         }
@@ -175,7 +175,7 @@ class StreamChannel final : public MoverChannel {
   MoverStream* const stream_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<v1::CoordinatorMessage> queue_;
+  std::deque<OutMessage> queue_;
   bool stop_ = false;
   bool closed_ = false;
   Status close_status_;
@@ -247,13 +247,13 @@ grpc::Status CoordinatorService::Wait(grpc::ServerContext* context,
   if (!watch.ok()) return ToGrpcStatus(watch.status());
   Coordinator::WatchId wid = *watch;
   auto unwatch = [this, wid] { loop_->Post([this, wid] { coordinator_->Unwatch(wid); }); };
-  v1::WaitUpdate update;
+  OutUpdate update;
   tierflow::Status end;
   for (;;) {
     // The timeout only bounds how long a client that went away keeps this thread.
     switch (queue->Pop(&update, &end, std::chrono::milliseconds(500))) {
       case WaitQueue::Next::kUpdate:
-        if (!writer->Write(update)) {
+        if (!writer->Write(*update)) {
           unwatch();
           return grpc::Status(grpc::StatusCode::CANCELLED, "waiter went away");
         }

@@ -151,9 +151,9 @@ class TestSink final : public JournalSink {
 // Records what the coordinator sends to one mover.
 class RecordingMoverChannel final : public MoverChannel {
  public:
-  void Send(v1::CoordinatorMessage msg) override {
+  void Send(OutMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
-    messages_.push_back(std::move(msg));
+    messages_.push_back(*msg);
   }
   void Close(const Status& status) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -189,9 +189,9 @@ class RecordingMoverChannel final : public MoverChannel {
 // Records what the coordinator sends to one waiter.
 class RecordingWaitChannel final : public WaitChannel {
  public:
-  void Send(v1::WaitUpdate update) override {
+  void Send(OutUpdate update) override {
     std::lock_guard<std::mutex> lock(mu_);
-    updates_.push_back(std::move(update));
+    updates_.push_back(*update);
   }
   void Finish(const Status& status) override {
     std::lock_guard<std::mutex> lock(mu_);
