@@ -325,21 +325,27 @@ Status RemoveFile(const std::string& path, const hsm::FileId& expected, ArchiveB
   TF_RETURN_IF_ERROR(f->CheckIdentity(expected));
   auto rec = f->ReadRecord();
   if (!rec.ok()) return rec.status();
-  if (!Has(*rec, kStateExists | kStateArchived)) return NotArchived(path);
+  bool copy_left = *rec && !(*rec)->object_ref.empty();  // a remove that could not delete it
+  if (!Has(*rec, kStateExists | kStateArchived) && !copy_left) return NotArchived(path);
   if (Has(*rec, kStateReleased)) {
     return Status(Code::kFailedPrecondition, path + " is released: the archive copy is its only data; restore "
                                                     "it before removing the copy");
   }
+  // Record first, durably: once it no longer says archived, nothing can release the file on
+  // the strength of a copy that is about to go. A crash before the delete leaves an orphan
+  // copy, named by object_ref so that removing again deletes it.
   HsmRecord r = **rec;
-  if (!r.object_ref.empty()) {
-    Status st = backend.Delete(r.object_ref);
-    if (!st.ok()) return Fail(*f, *rec, st.Annotate("removing the archive copy of " + path));
-  }
   r.states &= ~(kStateExists | kStateArchived | kStateDirty | kStateLost);
-  r.object_ref.clear();
   r.checksum = 0;
   r.last_error_code = 0;
   r.last_error.clear();
+  TF_RETURN_IF_ERROR(f->WriteRecord(r));
+  TF_RETURN_IF_ERROR(f->Sync());
+  if (copy_left) {
+    Status st = backend.Delete(r.object_ref);
+    if (!st.ok()) return Fail(*f, r, st.Annotate("removing the archive copy of " + path));
+  }
+  r.object_ref.clear();
   return f->WriteRecord(std::move(r));
 }
 

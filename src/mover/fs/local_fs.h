@@ -71,7 +71,8 @@ Status RestoreFile(const std::string& path, const hsm::FileId& expected, Archive
 // removing the only copy of a released file is refused with kFailedPrecondition).
 // dirty and lost go too (they need exists/archived), as do object_ref and checksum; fid,
 // norelease and noarchive stay. A file never archived is kFailedPrecondition "PATH is not
-// archived".
+// archived". The record stops saying archived (fsynced) before the copy is deleted; if the
+// delete fails, object_ref stays so that removing again finishes the job.
 Status RemoveFile(const std::string& path, const hsm::FileId& expected, ArchiveBackend& backend);
 
 // Release: allowed only for archived, not dirty, not norelease, not lost files whose current

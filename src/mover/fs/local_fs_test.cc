@@ -58,7 +58,7 @@ Snapshot Take(const std::string& path) {
 class LocalFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
+    ASSERT_FALSE(dir_.path().empty()) << "no scratch filesystem with trusted xattrs";
     archive_ = dir_ / "archive";
     ASSERT_EQ(::mkdir(archive_.c_str(), 0755), 0);
     backend_ = OpenBackend({archive_});
@@ -445,6 +445,35 @@ TEST_F(LocalFsTest, RemoveDeletesTheCopyAndKeepsUserFlags) {
   EXPECT_TRUE(s.record.object_ref.empty());
   EXPECT_EQ(ReleaseFile(f).code(), Code::kFailedPrecondition);
   EXPECT_EQ(ReadFile(f), "data");
+}
+
+// A backend whose Delete fails, standing in for an unreachable archive.
+class DeleteFails final : public ArchiveBackend {
+ public:
+  Result<PutResult> Put(int, const FileId&, const CopyControl&) override {
+    return Status(Code::kInternal, "unused");
+  }
+  Status Get(const std::string&, int, uint64_t, const CopyControl&) override { return Status(Code::kInternal, "unused"); }
+  Status Delete(const std::string&) override { return Status(Code::kUnavailable, "archive offline"); }
+};
+
+TEST_F(LocalFsTest, AFailedDeleteLeavesTheFileUnreleasableAndRemoveCanBeRetried) {
+  std::string f = dir_ / "f";
+  WriteFile(f, "data");
+  ASSERT_TRUE(Archive(f).ok());
+  std::string copy = CopyOf(f);
+  DeleteFails offline;
+  Status st = RemoveFile(f, Id(f), offline);
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  FileState s = State(f);
+  EXPECT_FALSE(s.record.states & (kStateArchived | kStateExists));
+  EXPECT_FALSE(s.record.object_ref.empty());
+  EXPECT_NE(s.record.last_error.find("archive offline"), std::string::npos);
+  EXPECT_EQ(ReleaseFile(f).code(), Code::kFailedPrecondition) << "release trusted a copy being removed";
+  ASSERT_TRUE(Remove(f).ok());
+  EXPECT_FALSE(Exists(copy));
+  EXPECT_TRUE(State(f).record.object_ref.empty());
+  EXPECT_EQ(Remove(f).code(), Code::kFailedPrecondition);
 }
 
 TEST_F(LocalFsTest, RemovingTheOnlyCopyOfAReleasedFileIsRefused) {
