@@ -22,7 +22,7 @@ using namespace testing;  // NOLINT: test helpers
 class PosixBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
+    ASSERT_FALSE(dir_.path().empty()) << "no scratch filesystem with trusted xattrs";
     archive_ = dir_ / "archive";
     ASSERT_EQ(::mkdir(archive_.c_str(), 0755), 0);
     backend_ = Open({archive_});

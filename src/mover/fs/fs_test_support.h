@@ -32,35 +32,44 @@ inline bool SupportsTrustedXattrs(const std::string& dir) {
 
 inline int Run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
-// One scratch area for the whole test binary. TIERFLOW_TEST_LOOP=1 forces the ext4 image.
+// One scratch area for the whole test binary, made on first use (so test runs that never ask
+// for it create nothing) and removed at the end. TIERFLOW_TEST_LOOP=1 forces the ext4 image.
 class ScratchEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override {
+  void TearDown() override {
+    if (mounted_) ::umount2(root_.c_str(), MNT_DETACH);
+    std::error_code ec;
+    if (!base_.empty()) std::filesystem::remove_all(base_, ec);
+    base_.clear();
+    root_.clear();
+    mounted_ = false;
+  }
+  // Empty if the scratch area could not be made (the test then fails on its TempDir).
+  static const std::string& root() {
+    if (base_.empty()) Make();
+    return root_;
+  }
+
+ private:
+  static void Make() {
     char tmpl[] = "/tmp/tierflow-fs-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    if (::mkdtemp(tmpl) == nullptr) return;
     base_ = tmpl;
     root_ = base_;
     bool force_loop = std::getenv("TIERFLOW_TEST_LOOP") != nullptr;
     if (!force_loop && SupportsTrustedXattrs(base_)) return;
     std::string img = base_ + "/fs.img";
-    root_ = base_ + "/mnt";
-    std::filesystem::create_directory(root_);
-    ASSERT_EQ(Run("truncate -s 256M " + img + " && mkfs.ext4 -q -F -I 256 " + img), 0);
-    ASSERT_EQ(Run("mount -o loop " + img + " " + root_), 0) << "cannot loop-mount an ext4 image";
+    std::string mnt = base_ + "/mnt";
+    std::filesystem::create_directory(mnt);
+    root_.clear();
+    if (Run("truncate -s 256M " + img + " && mkfs.ext4 -q -F -I 256 " + img) != 0) return;
+    if (Run("mount -o loop " + img + " " + mnt) != 0) return;
     mounted_ = true;
-    ASSERT_TRUE(SupportsTrustedXattrs(root_));
+    if (SupportsTrustedXattrs(mnt)) root_ = mnt;
   }
-  void TearDown() override {
-    if (mounted_) ::umount2(root_.c_str(), MNT_DETACH);
-    std::error_code ec;
-    std::filesystem::remove_all(base_, ec);
-  }
-  static const std::string& root() { return root_; }
-
- private:
-  std::string base_;
-  bool mounted_ = false;
+  static inline std::string base_;
   static inline std::string root_;
+  static inline bool mounted_ = false;
 };
 
 inline ::testing::Environment* const kScratchEnvironment =
@@ -70,6 +79,7 @@ inline ::testing::Environment* const kScratchEnvironment =
 class TempDir {
  public:
   TempDir() {
+    if (ScratchEnvironment::root().empty()) return;  // path() stays empty; tests assert on it
     std::string tmpl = ScratchEnvironment::root() + "/t-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');

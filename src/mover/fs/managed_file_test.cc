@@ -18,6 +18,7 @@ using namespace testing;  // NOLINT: test helpers
 
 TEST(FileLeaseTest, ABreakDoesNotSignalTheHolder) {
   TempDir dir;
+  ASSERT_FALSE(dir.path().empty()) << "no scratch filesystem with trusted xattrs";
   std::string f = dir / "f";
   WriteFile(f, "x");
   auto file = ManagedFile::Open(f, O_RDONLY);
@@ -45,6 +46,7 @@ TEST(FileLeaseTest, ABreakDoesNotSignalTheHolder) {
 
 TEST(FileLeaseTest, AWriteLeaseIsRefusedWhileAnotherDescriptorIsOpen) {
   TempDir dir;
+  ASSERT_FALSE(dir.path().empty()) << "no scratch filesystem with trusted xattrs";
   std::string f = dir / "f";
   WriteFile(f, "x");
   auto file = ManagedFile::Open(f, O_RDWR);
@@ -61,6 +63,7 @@ TEST(FileLeaseTest, AWriteLeaseIsRefusedWhileAnotherDescriptorIsOpen) {
 
 TEST(SealTest, ASealedRecordProvesTheFileUntouchedUntilAnyChange) {
   TempDir dir;
+  ASSERT_FALSE(dir.path().empty()) << "no scratch filesystem with trusted xattrs";
   std::string f = dir / "f";
   WriteFile(f, "data");
   auto file = ManagedFile::Open(f, O_RDONLY);
@@ -83,6 +86,7 @@ TEST(SealTest, ASealedRecordProvesTheFileUntouchedUntilAnyChange) {
 
 TEST(SealTest, AFailedCheckWritesNothing) {
   TempDir dir;
+  ASSERT_FALSE(dir.path().empty()) << "no scratch filesystem with trusted xattrs";
   std::string f = dir / "f";
   WriteFile(f, "data");
   auto file = ManagedFile::Open(f, O_RDONLY);
