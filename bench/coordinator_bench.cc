@@ -36,7 +36,8 @@ double Elapsed() {
 double ProcessCpuSeconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 // CPU seconds used so far per thread name (from /proc).
@@ -227,8 +228,7 @@ int main(int argc, char** argv) {
       });
     }
     for (auto& t : submitters) t.join();
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     uint64_t total = 0;
     for (uint64_t s : succeeded) total += s;
     double cpu = ProcessCpuSeconds() - cpu0;
@@ -244,14 +244,15 @@ int main(int argc, char** argv) {
 
     std::printf("coordinator_throughput requests=%llu seconds=%.3f rate=%.0f/s\n",
                 static_cast<unsigned long long>(total), seconds, total / seconds);
-    std::printf("  submitted=%llu moved=%llu journal_records=%llu batches=%llu\n",
-                static_cast<unsigned long long>(args.requests),
-                static_cast<unsigned long long>(moved.load()),
-                static_cast<unsigned long long>(status.journal_records()),
-                static_cast<unsigned long long>(
-                    status.movers_size() > 0 ? status.movers(0).batches() : 0));
+    std::printf(
+        "  submitted=%llu moved=%llu journal_records=%llu batches=%llu\n",
+        static_cast<unsigned long long>(args.requests),
+        static_cast<unsigned long long>(moved.load()),
+        static_cast<unsigned long long>(status.journal_records()),
+        static_cast<unsigned long long>(status.movers_size() > 0 ? status.movers(0).batches() : 0));
     std::printf("  cpu_us_per_request=%.1f (loop thread %.1f; clients and mover included)\n",
-                cpu * 1e6 / std::max<uint64_t>(total, 1), loop_cpu * 1e6 / std::max<uint64_t>(total, 1));
+                cpu * 1e6 / std::max<uint64_t>(total, 1),
+                loop_cpu * 1e6 / std::max<uint64_t>(total, 1));
     if (getenv("TF_BENCH_VERBOSE")) {
       for (const auto& [name, secs] : threads1) {
         std::printf("    %-16s %.1f us/request\n", name.c_str(),

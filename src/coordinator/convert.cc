@@ -24,31 +24,45 @@ void FileRefToProto(const hsm::FileId& file, const std::string& path, v1::FileRe
 
 std::optional<hsm::Action> ActionFromProto(v1::Action action) {
   switch (action) {
-    case v1::ARCHIVE: return hsm::Action::kArchive;
-    case v1::RESTORE: return hsm::Action::kRestore;
-    case v1::REMOVE: return hsm::Action::kRemove;
-    case v1::CANCEL: return hsm::Action::kCancel;
-    default: return std::nullopt;
+    case v1::ARCHIVE:
+      return hsm::Action::kArchive;
+    case v1::RESTORE:
+      return hsm::Action::kRestore;
+    case v1::REMOVE:
+      return hsm::Action::kRemove;
+    case v1::CANCEL:
+      return hsm::Action::kCancel;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::Action ActionToProto(hsm::Action action) {
   switch (action) {
-    case hsm::Action::kArchive: return v1::ARCHIVE;
-    case hsm::Action::kRestore: return v1::RESTORE;
-    case hsm::Action::kRemove: return v1::REMOVE;
-    case hsm::Action::kCancel: return v1::CANCEL;
+    case hsm::Action::kArchive:
+      return v1::ARCHIVE;
+    case hsm::Action::kRestore:
+      return v1::RESTORE;
+    case hsm::Action::kRemove:
+      return v1::REMOVE;
+    case hsm::Action::kCancel:
+      return v1::CANCEL;
   }
   return v1::ACTION_UNSPECIFIED;
 }
 
 v1::RequestState StateToProto(store::RequestState state) {
   switch (state) {
-    case store::RequestState::kQueued: return v1::QUEUED;
-    case store::RequestState::kAssigned: return v1::ASSIGNED;
-    case store::RequestState::kSucceeded: return v1::SUCCEEDED;
-    case store::RequestState::kFailed: return v1::FAILED;
-    case store::RequestState::kCanceled: return v1::CANCELED;
+    case store::RequestState::kQueued:
+      return v1::QUEUED;
+    case store::RequestState::kAssigned:
+      return v1::ASSIGNED;
+    case store::RequestState::kSucceeded:
+      return v1::SUCCEEDED;
+    case store::RequestState::kFailed:
+      return v1::FAILED;
+    case store::RequestState::kCanceled:
+      return v1::CANCELED;
   }
   return v1::STATE_UNSPECIFIED;
 }

@@ -55,9 +55,10 @@ size_t EstimateItemBytes(const RequestRow& row) {
 }
 
 std::string JournalFailure(const std::string& error) {
-  return fmt::format("journal write failed: {}; requests not accepted (retry once the state "
-                     "directory is writable again)",
-                     error);
+  return fmt::format(
+      "journal write failed: {}; requests not accepted (retry once the state "
+      "directory is writable again)",
+      error);
 }
 
 }  // namespace
@@ -66,9 +67,12 @@ std::string JournalFailure(const std::string& error) {
 
 int Coordinator::KindOf(hsm::Action action) {
   switch (action) {
-    case hsm::Action::kRestore: return 0;
-    case hsm::Action::kRemove: return 1;
-    default: return 2;
+    case hsm::Action::kRestore:
+      return 0;
+    case hsm::Action::kRemove:
+      return 1;
+    default:
+      return 2;
   }
 }
 
@@ -167,8 +171,9 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
   if (auto it = contents.meta.find("lock"); it != contents.meta.end()) {
     lock_ = it->second == "0" ? 0 : 1;
     if (it->second == "2") {
-      spdlog::warn("lock 2 (quit) was in force at the last stop; starting locked (lock 1): run "
-                   "`tierflow lock 0` to dispatch again");
+      spdlog::warn(
+          "lock 2 (quit) was in force at the last stop; starting locked (lock 1): run "
+          "`tierflow lock 0` to dispatch again");
     }
   }
 
@@ -193,9 +198,10 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
     if (!m.assigned.empty()) StartGrace(m);
   }
   dispatch_needed_ = true;
-  spdlog::info("coordinator recovered {} requests ({} queued, {} assigned to {} movers), next id "
-               "{}, lock {}",
-               requests_.size(), queued_total_, assigned_total_, movers_.size(), next_id_, lock_);
+  spdlog::info(
+      "coordinator recovered {} requests ({} queued, {} assigned to {} movers), next id "
+      "{}, lock {}",
+      requests_.size(), queued_total_, assigned_total_, movers_.size(), next_id_, lock_);
   return Status::Ok();
 }
 
@@ -255,10 +261,10 @@ void Coordinator::Forget(uint64_t id) {
     if (ids.empty()) files_.erase(it);
   }
   if (r->watched) {
-    FinishWatchersOf(id, Status(Code::kNotFound,
-                                fmt::format("request {} is no longer known: its journal write "
-                                            "failed; submit it again",
-                                            id)));
+    FinishWatchersOf(
+        id, Status(Code::kNotFound, fmt::format("request {} is no longer known: its journal write "
+                                                "failed; submit it again",
+                                                id)));
   }
   requests_.erase(id);
 }
@@ -429,9 +435,10 @@ void Coordinator::OnDurable(uint64_t seq, const Status& status) {
 
 void Coordinator::OnAppendFailed(Append& append, const Status& status) {
   if (journal_ok_) {
-    spdlog::error("journal append failed: {}; refusing new requests and pausing dispatch until a "
-                  "write succeeds (retrying every {} ms)",
-                  status.ToString(), options_.journal_retry_us / 1000);
+    spdlog::error(
+        "journal append failed: {}; refusing new requests and pausing dispatch until a "
+        "write succeeds (retrying every {} ms)",
+        status.ToString(), options_.journal_retry_us / 1000);
   }
   journal_ok_ = false;
   journal_error_ = status.ToString();
@@ -469,7 +476,8 @@ void Coordinator::ScheduleJournalRetry() {
 
 void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply> done) {
   if (shutting_down_) {
-    done(Status(Code::kUnavailable, "coordinator is shutting down; submit again after it restarts"));
+    done(
+        Status(Code::kUnavailable, "coordinator is shutting down; submit again after it restarts"));
     return;
   }
   if (!journal_ok_) {
@@ -477,19 +485,20 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
     return;
   }
   auto finish = [this](v1::SubmitReply reply, Reply<v1::SubmitReply> done) {
-    AfterDurable([this, reply = std::move(reply), done = std::move(done)](const Status& st) mutable {
-      if (!st.ok()) {
-        done(Status(Code::kUnavailable, JournalFailure(st.ToString())));
-        return;
-      }
-      for (const auto& a : reply.accepted()) {
-        if (!Find(a.id())) {
-          done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
-          return;
-        }
-      }
-      done(std::move(reply));
-    });
+    AfterDurable(
+        [this, reply = std::move(reply), done = std::move(done)](const Status& st) mutable {
+          if (!st.ok()) {
+            done(Status(Code::kUnavailable, JournalFailure(st.ToString())));
+            return;
+          }
+          for (const auto& a : reply.accepted()) {
+            if (!Find(a.id())) {
+              done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
+              return;
+            }
+          }
+          done(std::move(reply));
+        });
   };
   const std::string& key = request.idempotency_key();
   if (!key.empty()) {
@@ -547,7 +556,8 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
 
 void Coordinator::Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply> done) {
   if (shutting_down_) {
-    done(Status(Code::kUnavailable, "coordinator is shutting down; cancel again after it restarts"));
+    done(
+        Status(Code::kUnavailable, "coordinator is shutting down; cancel again after it restarts"));
     return;
   }
   std::vector<uint64_t> targets;
@@ -857,8 +867,7 @@ Result<Coordinator::SessionId> Coordinator::MoverHello(const v1::Hello& hello,
   m.host = hello.host();
   m.archive_ids.assign(hello.archive_ids().begin(), hello.archive_ids().end());
   std::sort(m.archive_ids.begin(), m.archive_ids.end());
-  m.archive_ids.erase(std::unique(m.archive_ids.begin(), m.archive_ids.end()),
-                      m.archive_ids.end());
+  m.archive_ids.erase(std::unique(m.archive_ids.begin(), m.archive_ids.end()), m.archive_ids.end());
   m.archive_ids.erase(std::remove(m.archive_ids.begin(), m.archive_ids.end(), 0u),
                       m.archive_ids.end());
   const auto& caps = hello.capacities();
@@ -883,10 +892,11 @@ Result<Coordinator::SessionId> Coordinator::MoverHello(const v1::Hello& hello,
   if (!resend.empty()) SendItems(m, resend);
   if (cancels.cancel().items_size() > 0) m.channel->Send(Shared(std::move(cancels)));
   dispatch_needed_ = true;
-  spdlog::info("mover {} connected from host '{}' (session {}): {} archive ids, capacities "
-               "archive {} restore {} remove {}; kept {}, resent {}, requeued {}, dropped {}",
-               m.id, m.host, m.session, m.archive_ids.size(), caps.max_archive(),
-               caps.max_restore(), caps.max_remove(), kept, resend.size(), requeued, dropped);
+  spdlog::info(
+      "mover {} connected from host '{}' (session {}): {} archive ids, capacities "
+      "archive {} restore {} remove {}; kept {}, resent {}, requeued {}, dropped {}",
+      m.id, m.host, m.session, m.archive_ids.size(), caps.max_archive(), caps.max_restore(),
+      caps.max_remove(), kept, resend.size(), requeued, dropped);
   return m.session;
 }
 
@@ -949,9 +959,10 @@ void Coordinator::MoverReport(SessionId session, const v1::MoverMessage& message
                    static_cast<int>(message.msg_case()));
   }
   if (ignored > 0) {
-    spdlog::warn("mover {}: ignored {} result(s) for requests not assigned to it at that epoch "
-                 "(late, duplicate, or reassigned after a disconnect)",
-                 m->id, ignored);
+    spdlog::warn(
+        "mover {}: ignored {} result(s) for requests not assigned to it at that epoch "
+        "(late, duplicate, or reassigned after a disconnect)",
+        m->id, ignored);
   }
 }
 
@@ -980,9 +991,9 @@ void Coordinator::OnResult(Mover& m, const v1::Result& result, size_t* ignored) 
     Finalize(*r, RequestState::kSucceeded, 0, "");
     return;
   }
-  std::string error = result.error().empty()
-                          ? fmt::format("mover {} failed: {} (errno {})", m.id, strerror(code), code)
-                          : result.error();
+  std::string error = result.error().empty() ? fmt::format("mover {} failed: {} (errno {})", m.id,
+                                                           strerror(code), code)
+                                             : result.error();
   if (code == ECANCELED) {
     Finalize(*r, RequestState::kCanceled, code, std::move(error));
     return;
@@ -1008,9 +1019,10 @@ void Coordinator::MoverGone(SessionId session) {
   SetConnected(m, false);
   m.channel.reset();
   if (shutting_down_) return;
-  spdlog::info("mover {} disconnected (session {}); its {} assigned actions wait {} s for it to "
-               "come back",
-               m.id, session, m.assigned.size(), options_.mover_grace_us / 1'000'000);
+  spdlog::info(
+      "mover {} disconnected (session {}); its {} assigned actions wait {} s for it to "
+      "come back",
+      m.id, session, m.assigned.size(), options_.mover_grace_us / 1'000'000);
   if (!m.assigned.empty()) StartGrace(m);
 }
 
@@ -1231,9 +1243,10 @@ std::string Coordinator::WaitingReason(const Request& r) const {
   }
   uint32_t aid = r.row.archive_id;
   if (!Served(aid)) {
-    return fmt::format("archive id {} is not served by any connected mover; start a mover with "
-                       "--archive-id {}",
-                       aid, aid);
+    return fmt::format(
+        "archive id {} is not served by any connected mover; start a mover with "
+        "--archive-id {}",
+        aid, aid);
   }
   int kind = KindOf(r.row.action);
   for (const auto& [id, m] : movers_) {
@@ -1250,19 +1263,22 @@ std::vector<std::string> Coordinator::Warnings() const {
     if (!Served(key.archive_id)) unserved.insert(key.archive_id);
   }
   for (uint32_t aid : unserved) {
-    out.push_back(fmt::format("archive id {} is not served by any connected mover; start a mover "
-                              "with --archive-id {}",
-                              aid, aid));
+    out.push_back(
+        fmt::format("archive id {} is not served by any connected mover; start a mover "
+                    "with --archive-id {}",
+                    aid, aid));
   }
   if (lock_ != 0 && queued_total_ > 0) {
-    out.push_back(fmt::format("the coordinator is locked (lock {}): {} queued requests wait; run "
-                              "`tierflow lock 0` to dispatch them",
-                              lock_, queued_total_));
+    out.push_back(
+        fmt::format("the coordinator is locked (lock {}): {} queued requests wait; run "
+                    "`tierflow lock 0` to dispatch them",
+                    lock_, queued_total_));
   }
   if (!journal_ok_) {
-    out.push_back(fmt::format("journal writes are failing ({}); new requests are refused until a "
-                              "write succeeds; check the state directory's disk",
-                              journal_error_));
+    out.push_back(
+        fmt::format("journal writes are failing ({}); new requests are refused until a "
+                    "write succeeds; check the state directory's disk",
+                    journal_error_));
   }
   return out;
 }

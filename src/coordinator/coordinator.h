@@ -37,6 +37,11 @@
 //    reconnecting mover back its work.
 #pragma once
 
+#include <absl/container/btree_set.h>
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
+
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -49,11 +54,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include <absl/container/btree_set.h>
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/flat_hash_set.h>
-#include <absl/container/inlined_vector.h>
-
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/event_loop.h"
@@ -65,15 +65,15 @@ namespace tierflow::coordinator {
 
 struct CoordinatorOptions {
   Clock* clock = SystemClock::Default();
-  uint32_t default_archive_id = 1;           // for specs with archive id 0
-  int64_t mover_grace_us = 60'000'000;       // a disconnected mover keeps its work this long
-  int64_t final_grace_us = 60'000'000;       // final records are kept this long, then purged
+  uint32_t default_archive_id = 1;              // for specs with archive id 0
+  int64_t mover_grace_us = 60'000'000;          // a disconnected mover keeps its work this long
+  int64_t final_grace_us = 60'000'000;          // final records are kept this long, then purged
   int64_t idempotency_ttl_us = 86'400'000'000;  // a submit key is remembered this long
-  int64_t journal_retry_us = 1'000'000;      // after a failed append, rewrite after this delay
-  uint32_t max_attempts = 3;                 // a retryable failure is retried up to this
-  size_t max_batch_items = 1000;             // items per ActionBatch message
-  size_t max_message_bytes = 16 << 20;       // bound for one message to a mover or waiter
-  size_t max_dispatch_per_turn = 20'000;     // per mover per loop turn; bounds one append
+  int64_t journal_retry_us = 1'000'000;         // after a failed append, rewrite after this delay
+  uint32_t max_attempts = 3;                    // a retryable failure is retried up to this
+  size_t max_batch_items = 1000;                // items per ActionBatch message
+  size_t max_message_bytes = 16 << 20;          // bound for one message to a mover or waiter
+  size_t max_dispatch_per_turn = 20'000;        // per mover per loop turn; bounds one append
 };
 
 // Where journal records go. The production sink wraps store::JournalWriter; tests hold, release
@@ -180,12 +180,12 @@ class Coordinator {
     store::RequestRow row;
     uint64_t bytes_done = 0;
     uint64_t bytes_total = 0;
-    uint32_t unsynced = 0;        // appends in flight that carry this row
-    bool durable = false;         // its row has been durable at least once
-    bool queued = false;          // in its dispatch queue
-    bool in_turn = false;         // dirty in the current turn
-    bool send_pending = false;    // assignment journaled, not yet known durable
-    bool sent = false;            // the current assignment is with the mover
+    uint32_t unsynced = 0;      // appends in flight that carry this row
+    bool durable = false;       // its row has been durable at least once
+    bool queued = false;        // in its dispatch queue
+    bool in_turn = false;       // dirty in the current turn
+    bool send_pending = false;  // assignment journaled, not yet known durable
+    bool sent = false;          // the current assignment is with the mover
     bool cancel_requested = false;
     bool purge_scheduled = false;
     bool watched = false;
@@ -227,10 +227,10 @@ class Coordinator {
   // One journal append: what to do when it is durable or failed.
   struct Append {
     uint64_t seq = 0;
-    std::vector<uint64_t> touched;  // rows put (one count of `unsynced` each)
-    std::vector<uint64_t> created;  // new requests (forgotten if the append fails)
+    std::vector<uint64_t> touched;              // rows put (one count of `unsynced` each)
+    std::vector<uint64_t> created;              // new requests (forgotten if the append fails)
     std::vector<std::string> idempotency_keys;  // new keys (forgotten if it fails)
-    std::vector<Send> sends;        // assignments to send once durable
+    std::vector<Send> sends;                    // assignments to send once durable
     std::vector<JournalSink::Done> callbacks;
   };
 
@@ -325,7 +325,7 @@ class Coordinator {
   std::map<uint32_t, int> served_;  // archive id -> connected movers serving it
   int serve_all_ = 0;               // connected movers serving every archive id
   SessionId next_session_ = 1;
-  size_t rr_ = 0;                   // round-robin start among movers
+  size_t rr_ = 0;  // round-robin start among movers
 
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;
   std::deque<std::pair<int64_t, std::string>> idempotency_fifo_;

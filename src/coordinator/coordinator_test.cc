@@ -12,13 +12,13 @@
 namespace tierflow::coordinator {
 namespace {
 
+using store::RequestState;
 using testing::Harness;
+using ::testing::HasSubstr;
 using testing::MakeHello;
 using testing::MoverHandle;
 using testing::ResultMsg;
 using testing::Spec;
-using ::testing::HasSubstr;
-using store::RequestState;
 
 constexpr int64_t kSecond = 1'000'000;
 
@@ -574,7 +574,8 @@ TEST_F(CoordinatorTest, ProgressIsStreamedToWaitersWithoutJournaling) {
   uint64_t id = h.SubmitOne(Spec(v1::RESTORE, 1));
   auto m = Connect(MakeHello("m1", {1}, 4));
   auto waiter = std::make_shared<testing::RecordingWaitChannel>();
-  ASSERT_TRUE(h.Get<Result<Coordinator::WatchId>>([&] { return h.coord()->Watch({id}, waiter); }).ok());
+  ASSERT_TRUE(
+      h.Get<Result<Coordinator::WatchId>>([&] { return h.coord()->Watch({id}, waiter); }).ok());
   uint64_t appends = h.sink().appends();
   v1::MoverMessage msg;
   auto* p = msg.mutable_progress();
@@ -609,8 +610,7 @@ TEST_F(CoordinatorTest, WaitStreamsDurableChangesUntilFinal) {
   uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
   uint64_t b = h.SubmitOne(Spec(v1::ARCHIVE, 2));
   auto waiter = std::make_shared<testing::RecordingWaitChannel>();
-  auto wid = h.Get<Result<Coordinator::WatchId>>(
-      [&] { return h.coord()->Watch({a, b}, waiter); });
+  auto wid = h.Get<Result<Coordinator::WatchId>>([&] { return h.coord()->Watch({a, b}, waiter); });
   ASSERT_TRUE(wid.ok());
   ASSERT_EQ(waiter->updates().size(), 1u);
   EXPECT_EQ(waiter->updates()[0].requests_size(), 2);
@@ -632,8 +632,8 @@ TEST_F(CoordinatorTest, WaitStreamsDurableChangesUntilFinal) {
   EXPECT_TRUE(waiter->finished());
   EXPECT_TRUE(waiter->status().ok());
 
-  auto missing = h.Get<Result<Coordinator::WatchId>>(
-      [&] { return h.coord()->Watch({424242}, waiter); });
+  auto missing =
+      h.Get<Result<Coordinator::WatchId>>([&] { return h.coord()->Watch({424242}, waiter); });
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
 }
 

@@ -171,7 +171,8 @@ TEST_F(DurabilityTest, AcknowledgedRequestsSurviveACrashAndRunOnce) {
     }
   }
   Process p(path_, &clock_);
-  for (uint64_t id : acked) ASSERT_TRUE(p.Row(id).has_value()) << "acknowledged request " << id << " lost";
+  for (uint64_t id : acked)
+    ASSERT_TRUE(p.Row(id).has_value()) << "acknowledged request " << id << " lost";
   for (uint64_t id : finished) EXPECT_EQ(p.Row(id)->state, RequestState::kSucceeded);
 
   v1::Hello again = MakeHello("m1", {1}, 50);
@@ -190,7 +191,8 @@ TEST_F(DurabilityTest, AcknowledgedRequestsSurviveACrashAndRunOnce) {
   for (int round = 0; round < 20; ++round) {
     std::vector<v1::ActionItem> fresh;
     for (const auto& it : ch->items()) {
-      if (!runs.count(it.id()) || p.Row(it.id())->state == RequestState::kAssigned) fresh.push_back(it);
+      if (!runs.count(it.id()) || p.Row(it.id())->state == RequestState::kAssigned)
+        fresh.push_back(it);
     }
     if (fresh.empty()) break;
     for (const auto& it : fresh) runs[it.id()]++;

@@ -31,8 +31,9 @@ class EventLoop {
 
   // Starts the loop thread. Call once.
   void Start();
-  // Runs what was posted before the call, then joins the thread. Not from the loop thread. Closures posted after Stop
-  // are dropped (a late journal callback during shutdown has nobody left to answer). Idempotent.
+  // Runs what was posted before the call, then joins the thread. Not from the loop thread. Closures
+  // posted after Stop are dropped (a late journal callback during shutdown has nobody left to
+  // answer). Idempotent.
   void Stop();
 
   // Thread-safe, never blocks on the loop. Closures run in posting order, on the loop thread.

@@ -79,9 +79,8 @@ TEST(EventLoopTest, RealClockTimerFires) {
   EventLoop loop(SystemClock::Default());
   loop.Start();
   std::promise<void> fired;
-  loop.Post([&] {
-    loop.RunAt(SystemClock::Default()->NowMicros() + 2000, [&] { fired.set_value(); });
-  });
+  loop.Post(
+      [&] { loop.RunAt(SystemClock::Default()->NowMicros() + 2000, [&] { fired.set_value(); }); });
   EXPECT_EQ(fired.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
 }
 

@@ -13,13 +13,13 @@ namespace tierflow::coordinator {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:7420";  // HOST:PORT; port 0 picks a free port (see port())
-  std::string state_dir;                   // created if missing; holds journal.db
+  std::string state_dir;                  // created if missing; holds journal.db
   Clock* clock = SystemClock::Default();
   uint32_t default_archive_id = 1;
-  int64_t mover_grace_us = 60'000'000;      // a disconnected mover keeps its work this long
-  int64_t final_grace_us = 60'000'000;      // final records are kept this long, then purged
+  int64_t mover_grace_us = 60'000'000;  // a disconnected mover keeps its work this long
+  int64_t final_grace_us = 60'000'000;  // final records are kept this long, then purged
   size_t max_message_bytes = 16 << 20;
-  uint32_t max_attempts = 3;                // a retryable failure is retried up to this
+  uint32_t max_attempts = 3;  // a retryable failure is retried up to this
 };
 
 class Server {

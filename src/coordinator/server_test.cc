@@ -48,7 +48,8 @@ class ServerTest : public ::testing::Test {
   static void SetDeadline(grpc::ClientContext* ctx, int seconds = 30) {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
   }
-  static v1::MoverMessage HelloMsg(const std::string& id, std::vector<std::pair<uint64_t, uint64_t>> in_hand = {}) {
+  static v1::MoverMessage HelloMsg(const std::string& id,
+                                   std::vector<std::pair<uint64_t, uint64_t>> in_hand = {}) {
     v1::MoverMessage m;
     auto* h = m.mutable_hello();
     h->set_id(id);

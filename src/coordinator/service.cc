@@ -2,9 +2,8 @@
 #include "coordinator/service.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <deque>
@@ -19,28 +18,52 @@ using tierflow::Status;
 grpc::Status ToGrpcStatus(const Status& status) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   switch (status.code()) {
-    case Code::kOk: return grpc::Status::OK;
-    case Code::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Code::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case Code::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Code::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Code::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Code::kBusy: code = grpc::StatusCode::ABORTED; break;
-    case Code::kNoSpace: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Code::kCanceled: code = grpc::StatusCode::CANCELLED; break;
-    case Code::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case Code::kTimeout: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case Code::kCorrupt: code = grpc::StatusCode::DATA_LOSS; break;
+    case Code::kOk:
+      return grpc::Status::OK;
+    case Code::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case Code::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case Code::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case Code::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case Code::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Code::kBusy:
+      code = grpc::StatusCode::ABORTED;
+      break;
+    case Code::kNoSpace:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case Code::kCanceled:
+      code = grpc::StatusCode::CANCELLED;
+      break;
+    case Code::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case Code::kTimeout:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case Code::kCorrupt:
+      code = grpc::StatusCode::DATA_LOSS;
+      break;
     case Code::kIo:
-    case Code::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case Code::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, status.message());
 }
 
 namespace {
 
-const Status kLoopGone(Code::kUnavailable,
-                       "coordinator is shutting down; retry after it restarts");
+const Status kLoopGone(Code::kUnavailable, "coordinator is shutting down; retry after it restarts");
 
 // Runs `fn` on the loop and waits for the reply it passes to its callback.
 template <typename T>
@@ -190,9 +213,8 @@ CoordinatorService::CoordinatorService(EventLoop* loop, Coordinator* coordinator
 grpc::Status CoordinatorService::Submit(grpc::ServerContext*, const v1::SubmitRequest* request,
                                         v1::SubmitReply* reply) {
   // `request` outlives the call: this thread waits until the loop has answered.
-  auto r = CallInLoop<v1::SubmitReply>(loop_, [this, request](auto done) {
-    coordinator_->Submit(*request, std::move(done));
-  });
+  auto r = CallInLoop<v1::SubmitReply>(
+      loop_, [this, request](auto done) { coordinator_->Submit(*request, std::move(done)); });
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = std::move(r).value();
   return grpc::Status::OK;
@@ -200,9 +222,8 @@ grpc::Status CoordinatorService::Submit(grpc::ServerContext*, const v1::SubmitRe
 
 grpc::Status CoordinatorService::Cancel(grpc::ServerContext*, const v1::CancelRequest* request,
                                         v1::CancelReply* reply) {
-  auto r = CallInLoop<v1::CancelReply>(loop_, [this, request](auto done) {
-    coordinator_->Cancel(*request, std::move(done));
-  });
+  auto r = CallInLoop<v1::CancelReply>(
+      loop_, [this, request](auto done) { coordinator_->Cancel(*request, std::move(done)); });
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = std::move(r).value();
   return grpc::Status::OK;
@@ -237,8 +258,7 @@ grpc::Status CoordinatorService::Lock(grpc::ServerContext*, const v1::LockReques
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::Wait(grpc::ServerContext* context,
-                                      const v1::WaitRequest* request,
+grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::WaitRequest* request,
                                       grpc::ServerWriter<v1::WaitUpdate>* writer) {
   auto queue = std::make_shared<WaitQueue>();
   std::vector<uint64_t> ids(request->ids().begin(), request->ids().end());
@@ -278,8 +298,9 @@ grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, Move
                         "the first message of a mover session must be Hello");
   }
   auto channel = std::make_shared<StreamChannel>(context, stream);
-  auto session = GetInLoop<Coordinator::SessionId>(
-      loop_, [this, &first, channel]() { return coordinator_->MoverHello(first.hello(), channel); });
+  auto session = GetInLoop<Coordinator::SessionId>(loop_, [this, &first, channel]() {
+    return coordinator_->MoverHello(first.hello(), channel);
+  });
   if (!session.ok()) {
     channel->Stop();
     return ToGrpcStatus(session.status());
@@ -291,10 +312,11 @@ grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, Move
     if (!stream->Read(msg.get())) break;
     if (msg->msg_case() == v1::MoverMessage::kHello ||
         msg->msg_case() == v1::MoverMessage::MSG_NOT_SET) {
-      end = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                         fmt::format("mover session {}: expected Progress, Result or Reports, got "
-                                     "{}; closing this stream",
-                                     sid, msg->has_hello() ? "a second Hello" : "an empty message"));
+      end =
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       fmt::format("mover session {}: expected Progress, Result or Reports, got "
+                                   "{}; closing this stream",
+                                   sid, msg->has_hello() ? "a second Hello" : "an empty message"));
       spdlog::warn("{}", end.error_message());
       break;
     }

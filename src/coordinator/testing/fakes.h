@@ -50,11 +50,21 @@ class MemJournal final : public store::Journal {
   void Apply(const store::JournalRecord& rec) {
     using K = store::JournalRecord::Kind;
     switch (rec.kind) {
-      case K::kPutRequest: rows_[rec.request.id] = rec.request; break;
-      case K::kDeleteRequest: rows_.erase(rec.id); break;
-      case K::kSetMeta: meta_[rec.key] = rec.value; break;
-      case K::kPutIdempotency: idempotency_[rec.key] = {rec.ids, rec.created_us}; break;
-      case K::kDeleteIdempotency: idempotency_.erase(rec.key); break;
+      case K::kPutRequest:
+        rows_[rec.request.id] = rec.request;
+        break;
+      case K::kDeleteRequest:
+        rows_.erase(rec.id);
+        break;
+      case K::kSetMeta:
+        meta_[rec.key] = rec.value;
+        break;
+      case K::kPutIdempotency:
+        idempotency_[rec.key] = {rec.ids, rec.created_us};
+        break;
+      case K::kDeleteIdempotency:
+        idempotency_.erase(rec.key);
+        break;
     }
   }
 

@@ -146,8 +146,8 @@ class Harness {
 
   Result<MoverHandle> Hello(const v1::Hello& hello) {
     auto channel = std::make_shared<RecordingMoverChannel>();
-    auto session = Get<Result<Coordinator::SessionId>>(
-        [&] { return coord_->MoverHello(hello, channel); });
+    auto session =
+        Get<Result<Coordinator::SessionId>>([&] { return coord_->MoverHello(hello, channel); });
     Drain();
     if (!session.ok()) return session.status();
     return MoverHandle{*session, channel};
@@ -199,8 +199,7 @@ inline v1::RequestSpec Spec(v1::Action action, uint64_t seq, uint32_t archive_id
 }
 
 inline v1::Hello MakeHello(const std::string& id, std::vector<uint32_t> archive_ids,
-                           int32_t max_archive, int32_t max_restore = 4,
-                           int32_t max_remove = 4) {
+                           int32_t max_archive, int32_t max_restore = 4, int32_t max_remove = 4) {
   v1::Hello h;
   h.set_id(id);
   h.set_host(id + ".example");
