@@ -1064,7 +1064,7 @@ Result<Coordinator::WatchId> Coordinator::Watch(const std::vector<uint64_t>& ids
   Watcher w;
   w.channel = std::move(channel);
   std::vector<const Request*> snapshot;
-  std::unordered_set<uint64_t> seen;
+  absl::flat_hash_set<uint64_t> seen;
   for (uint64_t id : ids) {
     if (!seen.insert(id).second) continue;
     Request& r = *Find(id);
@@ -1104,7 +1104,7 @@ void Coordinator::Unwatch(WatchId watch) {
 void Coordinator::FinishWatchersOf(uint64_t id, const Status& status) {
   auto idx = watch_index_.find(id);
   if (idx == watch_index_.end()) return;
-  std::vector<WatchId> wids = idx->second;
+  std::vector<WatchId> wids(idx->second.begin(), idx->second.end());
   for (WatchId wid : wids) {
     auto it = watchers_.find(wid);
     if (it == watchers_.end()) continue;

@@ -236,7 +236,7 @@ class Coordinator {
 
   struct Watcher {
     std::shared_ptr<WaitChannel> channel;
-    std::unordered_set<uint64_t> remaining;  // not yet reported final
+    absl::flat_hash_set<uint64_t> remaining;  // not yet reported final
   };
 
   struct IdempotencyEntry {
@@ -332,7 +332,7 @@ class Coordinator {
   EventLoop::TimerId idempotency_timer_ = 0;
 
   std::unordered_map<WatchId, Watcher> watchers_;
-  std::unordered_map<uint64_t, std::vector<WatchId>> watch_index_;
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<WatchId, 1>> watch_index_;
   WatchId next_watch_ = 1;
 
   std::deque<std::pair<int64_t, uint64_t>> purge_fifo_;
