@@ -35,6 +35,22 @@
 //    succeeds again.
 //  * Shutdown keeps every assignment in the journal: a restarted coordinator gives a
 //    reconnecting mover back its work.
+//  * Lock 0/1/2 is journaled as meta "lock". Lock 2 (quit once nothing is assigned) is
+//    restored as 1 after a restart: the quit it asked for has happened, and a coordinator
+//    that quit again at every start could not be unlocked.
+//  * Merging: a spec for a file and action that already has a queued or assigned request
+//    returns that request's id (merged), whatever its archive id, flags or extent. A replayed
+//    idempotency key returns the first answer; after a restart its `merged` flags read false
+//    (the journal keeps only the ids).
+//  * Mover capacities: max_archive/max_restore/max_remove bound the actions a mover holds per
+//    kind (-1 unlimited, 0 none); max_bytes bounds one ActionBatch message (as coordinatool's
+//    hal buffer size), 0 meaning the coordinator's message limit.
+//  * Outgoing batches and wait updates are built on protobuf arenas and shared immutably
+//    with the stream writer threads, so the loop allocates per message, not per item.
+//
+// Cost: every decision is a hash lookup or an ordered-set operation (O(log n)); dispatch
+// visits only non-empty queues of the archive ids a mover serves; nothing scans all requests
+// except Status/State listings, which are bounded by their limit or by the files asked for.
 #pragma once
 
 #include <absl/container/btree_set.h>
