@@ -591,6 +591,70 @@ TEST_F(CoordinatorTest, ProgressIsStreamedToWaitersWithoutJournaling) {
   EXPECT_EQ(h.sink().appends(), appends) << "progress is not journaled";
 }
 
+TEST_F(CoordinatorTest, AssignmentDurableWhileMoverAwayIsSentOnReconnectWithSameEpoch) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  h.sink().Hold(true);
+  auto m = Connect(MakeHello("m1", {1}, 4));  // assignment journaled, held
+  h.Gone(m);
+  h.sink().Hold(false);
+  h.sink().Release();
+  h.Drain();
+  EXPECT_TRUE(m.channel->items().empty()) << "the mover was gone when the append completed";
+  auto m2 = Connect(MakeHello("m1", {1}, 4));  // holds nothing
+  auto items = m2.channel->items();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].id(), id);
+  EXPECT_EQ(items[0].epoch(), 1u) << "never sent, so not requeued: same assignment";
+}
+
+TEST_F(CoordinatorTest, PendingCancelEndsAWorkTheMoverNoLongerHolds) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  h.Gone(m);
+  v1::CancelRequest req;
+  req.add_ids(id);
+  auto reply = h.Cancel(req);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_THAT(reply->forwarded(), ::testing::ElementsAre(id));
+  auto m2 = Connect(MakeHello("m1", {1}, 4));  // came back without it
+  EXPECT_EQ(StateOf(id), RequestState::kCanceled);
+  EXPECT_TRUE(m2.channel->items().empty()) << "a canceled request is not run again";
+}
+
+TEST_F(CoordinatorTest, StatusListsAssignedThenQueuedWithinTheLimit) {
+  for (int i = 0; i < 5; ++i) h.SubmitOne(Spec(v1::ARCHIVE, 1 + i));
+  Connect(MakeHello("m1", {1}, 2));
+  v1::StatusRequest req;
+  req.set_include_requests(true);
+  req.set_limit(3);
+  auto status = h.Get<v1::StatusReply>([&] { return h.coord()->GetStatus(req); });
+  ASSERT_EQ(status.requests_size(), 3);
+  EXPECT_EQ(status.requests(0).state(), v1::ASSIGNED);
+  EXPECT_EQ(status.requests(1).state(), v1::ASSIGNED);
+  EXPECT_EQ(status.requests(2).state(), v1::QUEUED);
+  EXPECT_THAT(status.requests(2).waiting_reason(), HasSubstr("ARCHIVE capacity"));
+  EXPECT_EQ(status.movers(0).running(), 2u);
+}
+
+TEST_F(CoordinatorTest, IdempotencyKeysExpire) {
+  h.Stop();
+  CoordinatorOptions o = Options();
+  o.idempotency_ttl_us = 100 * kSecond;
+  h.Start(o);
+  v1::SubmitRequest req;
+  req.set_idempotency_key("k");
+  *req.add_requests() = Spec(v1::ARCHIVE, 1);
+  auto first = h.Submit(req);
+  ASSERT_TRUE(first.ok());
+  h.Advance(101 * kSecond);
+  auto contents = h.journal().Load();
+  EXPECT_EQ(contents->idempotency.count("k"), 0u);
+  *req.mutable_requests(0) = Spec(v1::ARCHIVE, 2);
+  auto second = h.Submit(req);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->accepted(0).id(), first->accepted(0).id()) << "an expired key is new again";
+}
+
 TEST_F(CoordinatorTest, FinalRecordsArePurgedAfterGrace) {
   uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
   auto m = Connect(MakeHello("m1", {1}, 4));
