@@ -118,7 +118,12 @@ const Coordinator::Request* Coordinator::FindPending(const hsm::FileId& file,
                                                      hsm::Action action) const {
   auto it = files_.find(file);
   if (it == files_.end()) return nullptr;
-  for (uint64_t id : it->second) {
+  return FindPending(it->second, action);
+}
+
+const Coordinator::Request* Coordinator::FindPending(const FileIds& ids,
+                                                     hsm::Action action) const {
+  for (uint64_t id : ids) {
     const Request* r = Find(id);
     if (r && r->row.action == action && !store::IsFinal(r->row.state)) return r;
   }
@@ -207,13 +212,15 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
 
 // ---- request bookkeeping ----
 
-Coordinator::Request& Coordinator::Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall) {
+Coordinator::Request& Coordinator::Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall,
+                                          FileIds* file_ids) {
   Request& r = requests_[id];
   RowFromSpec(spec, &r.row);
   r.row.id = id;
   if (r.row.archive_id == 0) r.row.archive_id = options_.default_archive_id;
   r.row.created_us = r.row.changed_us = wall;
-  Index(r);
+  file_ids->push_back(id);
+  Count(r);
   return r;
 }
 
@@ -226,8 +233,11 @@ Coordinator::Request& Coordinator::Insert(RequestRow row) {
 }
 
 void Coordinator::Index(Request& r) {
-  uint64_t id = r.row.id;
-  files_[r.row.file].push_back(id);
+  files_[r.row.file].push_back(r.row.id);
+  Count(r);
+}
+
+void Coordinator::Count(const Request& r) {
   ++counts_[KindOf(r.row.action)][static_cast<int>(r.row.state)];
   if (r.row.state == RequestState::kQueued) ++queued_total_;
   if (r.row.state == RequestState::kAssigned) ++assigned_total_;
@@ -527,11 +537,13 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
   for (const v1::RequestSpec& spec : request.requests()) {
     auto* accepted = reply.add_accepted();
     hsm::Action action = *ActionFromProto(spec.action());
-    if (const Request* existing = FindPending(FileIdFromProto(spec.file()), action)) {
+    // One probe of the file index serves both the merge check and the insertion.
+    FileIds& file_ids = files_[FileIdFromProto(spec.file())];
+    if (const Request* existing = FindPending(file_ids, action)) {
       accepted->set_id(existing->row.id);
       accepted->set_merged(true);
     } else {
-      Request& r = Insert(spec, next_id_++, wall);
+      Request& r = Insert(spec, next_id_++, wall, &file_ids);
       MarkDirty(r);
       current_.created.push_back(r.row.id);
       next_id_dirty_ = true;

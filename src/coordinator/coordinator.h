@@ -271,12 +271,16 @@ class Coordinator {
   void MarkDirty(Request& r);
   void ScheduleJournalRetry();
 
+  using FileIds = absl::InlinedVector<uint64_t, 2>;
   Request& Insert(store::RequestRow row);
-  Request& Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall);
-  void Index(Request& r);  // files_, counters
+  // A new request from a validated spec; `file_ids` is its file's entry in files_.
+  Request& Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall, FileIds* file_ids);
+  void Index(Request& r);        // files_ and counters
+  void Count(const Request& r);  // counters
   Request* Find(uint64_t id);
   const Request* Find(uint64_t id) const;
   const Request* FindPending(const hsm::FileId& file, hsm::Action action) const;
+  const Request* FindPending(const FileIds& ids, hsm::Action action) const;
   // Removes a request from every index (purge, or a new request whose append failed).
   void Forget(uint64_t id);
   void SetState(Request& r, store::RequestState state);
@@ -329,7 +333,7 @@ class Coordinator {
 
   std::unordered_map<uint64_t, Request> requests_;
   // Every known request of a file (usually one): merging and State look here.
-  absl::flat_hash_map<hsm::FileId, absl::InlinedVector<uint64_t, 2>, hsm::FileIdHash> files_;
+  absl::flat_hash_map<hsm::FileId, FileIds, hsm::FileIdHash> files_;
   // Dispatch queues; a btree keeps ids in order without a node per id.
   std::map<QueueKey, absl::btree_set<uint64_t>> queues_;
   std::array<std::array<uint64_t, 6>, kKinds> counts_{};  // [kind][state]
