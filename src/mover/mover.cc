@@ -21,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/ranges.h>
@@ -70,6 +71,10 @@ std::string HostName() {
 }
 
 using Key = std::pair<uint64_t, uint64_t>;  // (request id, epoch)
+
+// Two actions on one file never run at once.
+using FileKey = hsm::FileId;
+FileKey FileOf(const v1::ActionItem& item) { return ToFileId(item.file()); }
 
 // One action in hand: queued for a slot, running on a worker, or done and not yet reported.
 struct Task {
@@ -159,6 +164,7 @@ class MoverImpl final : public Mover {
   std::map<Key, TaskPtr> tasks_;
   std::array<std::deque<TaskPtr>, kNumKinds> queued_;
   std::array<int32_t, kNumKinds> running_{};
+  std::set<FileKey> busy_files_;  // files with an action running
   std::map<Key, v1::Progress> progress_;
   int live_workers_ = 0;
   grpc::ClientContext* ctx_ = nullptr;     // the current call, to cancel it
@@ -394,16 +400,10 @@ v1::MoverMessage MoverImpl::TakeReportsLocked(std::vector<TaskPtr>* taken) {
 // ---------------------------------------------------------------------------------------------
 // Tasks
 
+// Starts queued actions of `kind` while it has free slots, in arrival order, passing over
+// actions whose file is busy with another action (e.g. a dropped one still stopping).
 void MoverImpl::StartQueuedLocked(int kind) {
   auto& q = queued_[kind];
-  while (!q.empty() && (max_[kind] < 0 || running_[kind] < max_[kind])) {
-    TaskPtr t = q.front();
-    q.pop_front();
-    t->running = true;
-    ++running_[kind];
-    ++live_workers_;
-    std::thread([this, t] { RunTask(t); }).detach();
-  }
   if (max_[kind] == 0) {
     while (!q.empty()) {
       TaskPtr t = q.front();
@@ -413,6 +413,21 @@ void MoverImpl::StartQueuedLocked(int kind) {
                                             v1::Action_Name(t->item.action()) + " actions (" +
                                             KindFlag(kind) + " 0)"));
     }
+    return;
+  }
+  for (auto it = q.begin(); it != q.end() && (max_[kind] < 0 || running_[kind] < max_[kind]);) {
+    TaskPtr t = *it;
+    const FileKey file = FileOf(t->item);
+    if (busy_files_.count(file)) {
+      ++it;
+      continue;
+    }
+    it = q.erase(it);
+    busy_files_.insert(file);
+    t->running = true;
+    ++running_[kind];
+    ++live_workers_;
+    std::thread([this, t] { RunTask(t); }).detach();
   }
 }
 
@@ -441,12 +456,15 @@ void MoverImpl::RunTask(TaskPtr t) {
   t->running = false;
   --running_[t->kind];
   --live_workers_;
+  busy_files_.erase(FileOf(t->item));
   if (t->dropped) {
     ForgetLocked(t);
   } else {
     t->result = MakeResult(t->item, out);
   }
-  if (!stopping_) StartQueuedLocked(t->kind);
+  if (!stopping_) {
+    for (int k = 0; k < kNumKinds; ++k) StartQueuedLocked(k);  // the file may unblock any kind
+  }
   cv_.notify_all();
 }
 

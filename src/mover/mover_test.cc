@@ -221,14 +221,16 @@ class GatedBackend final : public ArchiveBackend {
     held_.clear();
     cv_.notify_all();
   }
-  // True once the copy of `fid` has reached the gate.
-  bool WaitEntered(const hsm::Fid& fid) {
+  // True once `times` copies of `fid` have reached the gate.
+  bool WaitEntered(const hsm::Fid& fid, int times = 1) {
     std::unique_lock lk(mu_);
-    return cv_.wait_until(lk, Clock::now() + kDeadline, [&] { return entered_.count(fid) > 0; });
+    return cv_.wait_until(lk, Clock::now() + kDeadline,
+                          [&] { return static_cast<int>(entered_.count(fid)) >= times; });
   }
-  bool Entered(const hsm::Fid& fid) {
+  bool Entered(const hsm::Fid& fid) { return EnteredTimes(fid) > 0; }
+  int EnteredTimes(const hsm::Fid& fid) {
     std::lock_guard lk(mu_);
-    return entered_.count(fid) > 0;
+    return static_cast<int>(entered_.count(fid));
   }
 
   Result<PutResult> Put(int src_fd, const hsm::FileId& file, const CopyControl& ctl) override {
@@ -251,7 +253,7 @@ class GatedBackend final : public ArchiveBackend {
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<hsm::Fid> held_;
-  std::set<hsm::Fid> entered_;
+  std::multiset<hsm::Fid> entered_;
 };
 
 hsm::Fid FidOf(const v1::ActionItem& it) {
@@ -592,6 +594,33 @@ TEST_F(MoverTest, ReconnectsAndReportsWhatFinishedWhileTheCoordinatorWasAway) {
   ASSERT_TRUE(fake_.WaitUntil([](FakeState& s) { return s.hellos.size() == 3; }));
   h = fake_.With([](FakeState& s) { return s.hellos.back(); });
   EXPECT_EQ(h.in_hand_size(), 0);
+}
+
+TEST_F(MoverTest, ADroppedActionStillStoppingHoldsBackTheNextActionOnItsFile) {
+  StartMover();
+  std::string f = NewFile("f", 24 << 20);
+  v1::ActionItem first = Item(1, v1::ARCHIVE, f);
+  gate_->Hold(FidOf(first));
+  ASSERT_TRUE(SendBatch({first}));
+  ASSERT_TRUE(gate_->WaitEntered(FidOf(first)));
+  const int port = fake_.port();
+  fake_.Stop();
+  fake_.With([](FakeState& s) { s.drop = {{1, 1}}; return 0; });
+  fake_.Start(port);
+  ASSERT_TRUE(fake_.WaitConnected());
+  v1::ActionItem again = first;  // the coordinator assigns the file again, in a new epoch
+  again.set_epoch(2);
+  ASSERT_TRUE(SendBatch({again, Item(3, v1::ARCHIVE, NewFile("other", 10))}));
+  ASSERT_TRUE(fake_.WaitResult(3));  // the batch was read and the rest of it ran
+  EXPECT_EQ(gate_->EnteredTimes(FidOf(first)), 1) << "two actions ran on one file at once";
+  EXPECT_EQ(mover_->Counts().queued, 1);
+  gate_->Let(FidOf(first));  // the dropped copy stops; then the new one runs
+  v1::Result r;
+  ASSERT_TRUE(fake_.WaitResult(1, &r));
+  EXPECT_EQ(r.epoch(), 2u);
+  EXPECT_EQ(r.error_code(), 0) << r.error();
+  EXPECT_EQ(gate_->EnteredTimes(FidOf(first)), 2);
+  EXPECT_EQ(fake_.With([](FakeState& s) { return s.results.size(); }), 2u);
 }
 
 TEST_F(MoverTest, HelloRefusedAsAlreadyExistsIsRetried) {
