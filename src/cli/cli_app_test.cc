@@ -49,6 +49,11 @@ TEST(CliArgs, ExitCodeForStatus) {
   EXPECT_EQ(ExitCodeFor(Status(Code::kIo, "x")), kExitFailed);
 }
 
+TEST(CliArgs, LocalVerbsAcceptCoordinatorLikeTheOthers) {
+  EXPECT_EQ(RunArgs({"state", "/no/such/file", "--coordinator", kNobody}), kExitFailed);
+  EXPECT_EQ(RunArgs({"release", "/no/such/file", "--coordinator", kNobody}), kExitFailed);
+}
+
 TEST(CliArgs, MissingFileIsAFailureNotAUsageError) {
   EXPECT_EQ(RunArgs({"state", "/no/such/file"}), kExitFailed);
   EXPECT_EQ(RunArgs({"archive", "--coordinator", kNobody, "/no/such/file"}), kExitFailed);

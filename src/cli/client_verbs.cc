@@ -21,7 +21,8 @@ namespace tierflow::cli {
 
 namespace {
 
-constexpr size_t kBatchSize = 1000;
+constexpr size_t kBatchSize = 1000;   // requests per Submit
+constexpr size_t kWaitChunk = 50000;  // ids per Wait stream
 
 struct ClientArgs {
   std::string coordinator = DefaultCoordinator();
@@ -141,9 +142,14 @@ int FollowRequests(CoordinatorClient& client, hsm::Action action, const Submitte
     }
     if (tty) bar.Update(files_done, moved, settled, files_done == files_total);
   };
+  // One Wait stream per chunk keeps each request well under the message size limit.
+  Status st;
   std::vector<uint64_t> ids;
-  for (const auto& [id, reqs] : sub.by_id) ids.push_back(id);
-  Status st = client.Wait(ids, on_update);
+  for (auto it = sub.by_id.begin(); st.ok() && it != sub.by_id.end();) {
+    ids.clear();
+    for (; it != sub.by_id.end() && ids.size() < kWaitChunk; ++it) ids.push_back(it->first);
+    st = client.Wait(ids, on_update);
+  }
   if (tty) bar.Finish(files_done, moved, settled);
   if (!st.ok()) {
     PrintError(st.Annotate("waiting for the " + verb + " requests"));
@@ -301,6 +307,12 @@ void AddCoordinatorOption(CLI::App* sub, ClientArgs* a) {
                   "coordinator HOST:PORT (default $TIERFLOW_COORDINATOR or localhost:7420)");
 }
 
+// release and state work locally; they accept --coordinator so that scripts can pass the
+// same flags to every verb.
+void AddUnusedCoordinatorOption(CLI::App* sub, ClientArgs* a) {
+  sub->add_option("--coordinator", a->coordinator, "accepted for uniformity; not used (local)");
+}
+
 void AddPaths(CLI::App* sub, ClientArgs* a) {
   sub->add_option("PATH", a->paths, "files or directories (walked recursively)")->required();
 }
@@ -331,6 +343,7 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
 
   auto rel = std::make_shared<ClientArgs>();
   CLI::App* r = app.add_subcommand("release", "free the space of archived files (local)");
+  AddUnusedCoordinatorOption(r, rel.get());
   AddPaths(r, rel.get());
   commands->push_back({r, [rel] { return RunRelease(*rel); }});
 
@@ -343,6 +356,7 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   auto sta = std::make_shared<ClientArgs>();
   CLI::App* s = app.add_subcommand("state", "show the HSM state of files (local)");
   s->add_flag("--json", sta->json, "one JSON object per file and line");
+  AddUnusedCoordinatorOption(s, sta.get());
   AddPaths(s, sta.get());
   commands->push_back({s, [sta] { return RunState(*sta); }});
 
