@@ -21,12 +21,12 @@ constexpr const char* kNobody = "127.0.0.1:1";
 TEST(CliArgs, UsageErrorsExitWithTwo) {
   EXPECT_EQ(RunArgs({}), kExitUsage);
   EXPECT_EQ(RunArgs({"no-such-verb"}), kExitUsage);
-  EXPECT_EQ(RunArgs({"archive"}), kExitUsage);                             // no PATH
+  EXPECT_EQ(RunArgs({"archive"}), kExitUsage);                               // no PATH
   EXPECT_EQ(RunArgs({"archive", "--archive-id", "0", "/tmp"}), kExitUsage);  // ids start at 1
   EXPECT_EQ(RunArgs({"archive", "--archive-id", "x", "/tmp"}), kExitUsage);
   EXPECT_EQ(RunArgs({"mover", "--max-archive", "-2", "--posix-root", "/tmp"}), kExitUsage);
   EXPECT_EQ(RunArgs({"mover", "--max-restore", "many", "--posix-root", "/tmp"}), kExitUsage);
-  EXPECT_EQ(RunArgs({"mover"}), kExitUsage);                       // --posix-root is required
+  EXPECT_EQ(RunArgs({"mover"}), kExitUsage);  // --posix-root is required
   EXPECT_EQ(RunArgs({"up", "--fs", "/no/such/dir", "--archive", "/tmp"}), kExitUsage);
   EXPECT_EQ(RunArgs({"coordinator", "--log-level", "loud"}), kExitUsage);
   EXPECT_EQ(RunArgs({"status", "--bogus"}), kExitUsage);

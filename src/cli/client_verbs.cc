@@ -1,5 +1,6 @@
 // The client verbs: archive, restore, remove (submitted to the coordinator, optionally waited
 // for), release and state (local only), cancel, status, lock and unlock.
+#include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "cli/cli_app.h"
 #include "cli/coordinator_client.h"
@@ -80,8 +79,8 @@ Status SubmitAll(CoordinatorClient& client, const Plan& plan, Submitted* out) {
     auto reply = client.Submit(batch);
     if (!reply.ok()) {
       if (next == 0) return reply.status();
-      return reply.status().Annotate(fmt::format("{} of {} requests were submitted before",
-                                                 next, plan.requests.size()));
+      return reply.status().Annotate(
+          fmt::format("{} of {} requests were submitted before", next, plan.requests.size()));
     }
     for (const v1::Accepted& a : reply->accepted()) {
       if (next >= plan.requests.size()) break;
@@ -127,8 +126,10 @@ int FollowRequests(CoordinatorClient& client, hsm::Action action, const Submitte
     if (IsFinal(r.state())) {
       files_done += it->second.size();
       settled += size - done;
-      if (r.state() == v1::SUCCEEDED) succeeded += static_cast<int>(it->second.size());
-      else if (tty) bar.Clear();
+      if (r.state() == v1::SUCCEEDED)
+        succeeded += static_cast<int>(it->second.size());
+      else if (tty)
+        bar.Clear();
       for (const PlannedRequest* p : it->second) {
         if (r.state() == v1::CANCELED) {
           std::fprintf(stderr, "%s: %s canceled\n", p->path.c_str(), verb.c_str());
@@ -260,8 +261,9 @@ int RunCancel(const ClientArgs& a) {
     PrintError(reply.status());
     return ExitCodeFor(reply.status());
   }
-  std::printf("cancel: %d queued requests canceled, %d running ones being stopped by their movers\n",
-              reply->canceled_size(), reply->forwarded_size());
+  std::printf(
+      "cancel: %d queued requests canceled, %d running ones being stopped by their movers\n",
+      reply->canceled_size(), reply->forwarded_size());
   return failures > 0 ? kExitFailed : kExitOk;
 }
 

@@ -53,7 +53,8 @@ Status CoordinatorClient::FromGrpc(const grpc::Status& st, const std::string& wh
     return Status::Ok();
   }
   switch (st.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE: return Unreachable(address_, st.error_message());
+    case grpc::StatusCode::UNAVAILABLE:
+      return Unreachable(address_, st.error_message());
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Status(Code::kTimeout, "the coordinator at " + address_ + " did not answer " + what +
                                         " in time; check 'tierflow status' and its log");
@@ -66,8 +67,8 @@ Status CoordinatorClient::FromGrpc(const grpc::Status& st, const std::string& wh
     case grpc::StatusCode::PERMISSION_DENIED:
       return Status(Code::kPermissionDenied, what + " refused: " + st.error_message());
     default:
-      return Status(Code::kInternal, what + " failed at the coordinator " + address_ + ": " +
-                                         st.error_message());
+      return Status(Code::kInternal,
+                    what + " failed at the coordinator " + address_ + ": " + st.error_message());
   }
 }
 
@@ -146,8 +147,7 @@ Status CoordinatorClient::Wait(const std::vector<uint64_t>& ids,
       return Status::Ok();
     }
     grpc::Status st = reader->Finish();
-    if (!st.ok() && !Transient(st.error_code()) &&
-        st.error_code() != grpc::StatusCode::CANCELLED) {
+    if (!st.ok() && !Transient(st.error_code()) && st.error_code() != grpc::StatusCode::CANCELLED) {
       return FromGrpc(st, "following requests");
     }
     if (NowMs() - last_answer > give_up_ms)

@@ -45,13 +45,16 @@ class Walker {
       out_->errors.push_back(Status::FromErrno(ec.value(), "cannot read directory " + dir));
       return;
     }
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return a.path().filename() < b.path().filename();
+    });
     for (const auto& e : entries) {
       const fs::file_status st = e.symlink_status(ec);
       if (ec) continue;  // vanished while we walked
-      if (fs::is_regular_file(st)) Add(e.path().string());
-      else if (fs::is_directory(st)) Directory(e.path().string());
+      if (fs::is_regular_file(st))
+        Add(e.path().string());
+      else if (fs::is_directory(st))
+        Directory(e.path().string());
     }
   }
 

@@ -12,8 +12,8 @@
 namespace tierflow::cli {
 
 struct WalkResult {
-  std::vector<std::string> files;   // absolute, normalised, each once, in argument then walk order
-  std::vector<Status> errors;       // one per path that could not be used, naming it
+  std::vector<std::string> files;  // absolute, normalised, each once, in argument then walk order
+  std::vector<Status> errors;      // one per path that could not be used, naming it
 };
 
 WalkResult ExpandPaths(const std::vector<std::string>& paths);

@@ -1,14 +1,13 @@
 // PATH expansion: recursion, name order, links never followed, special files.
 #include "cli/file_walk.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace tierflow::cli {
 namespace {

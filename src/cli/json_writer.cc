@@ -13,10 +13,14 @@ size_t Utf8Length(std::string_view s, size_t i) {
   size_t n = 0;
   uint32_t min = 0;
   if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) n = 2, min = 0x80;
-  else if ((c & 0xf0) == 0xe0) n = 3, min = 0x800;
-  else if ((c & 0xf8) == 0xf0) n = 4, min = 0x10000;
-  else return 0;
+  if ((c & 0xe0) == 0xc0)
+    n = 2, min = 0x80;
+  else if ((c & 0xf0) == 0xe0)
+    n = 3, min = 0x800;
+  else if ((c & 0xf8) == 0xf0)
+    n = 4, min = 0x10000;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   uint32_t cp = c & (0x7f >> n);
   for (size_t k = 1; k < n; ++k) {
@@ -35,14 +39,36 @@ std::string JsonQuote(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      case '\b': out += "\\b"; ++i; continue;
-      case '\f': out += "\\f"; ++i; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        ++i;
+        continue;
+      case '\\':
+        out += "\\\\";
+        ++i;
+        continue;
+      case '\n':
+        out += "\\n";
+        ++i;
+        continue;
+      case '\r':
+        out += "\\r";
+        ++i;
+        continue;
+      case '\t':
+        out += "\\t";
+        ++i;
+        continue;
+      case '\b':
+        out += "\\b";
+        ++i;
+        continue;
+      case '\f':
+        out += "\\f";
+        ++i;
+        continue;
+      default:
+        break;
     }
     size_t n = Utf8Length(s, i);
     if (c < 0x20 || c == 0x7f || n == 0) {

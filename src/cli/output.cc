@@ -25,16 +25,20 @@ std::string Capacity(int32_t n) { return n < 0 ? "*" : std::to_string(n); }
 
 std::string LockName(uint32_t lock) {
   switch (lock) {
-    case 0: return "unlocked";
-    case 1: return "locked: accepting requests, dispatching none ('tierflow unlock' resumes)";
-    case 2: return "locked and quitting: finishing running actions, then exiting";
-    default: return "lock state " + std::to_string(lock);
+    case 0:
+      return "unlocked";
+    case 1:
+      return "locked: accepting requests, dispatching none ('tierflow unlock' resumes)";
+    case 2:
+      return "locked and quitting: finishing running actions, then exiting";
+    default:
+      return "lock state " + std::to_string(lock);
   }
 }
 
 void AppendCounters(const v1::StatusReply& s, std::string* out) {
-  *out += fmt::format("\n{:<10} {:>9} {:>9} {:>10} {:>9} {:>9}\n", "requests", "queued",
-                      "assigned", "succeeded", "failed", "canceled");
+  *out += fmt::format("\n{:<10} {:>9} {:>9} {:>10} {:>9} {:>9}\n", "requests", "queued", "assigned",
+                      "succeeded", "failed", "canceled");
   for (const v1::ActionCounters& c : s.counters()) {
     *out += fmt::format("  {:<8} {:>9} {:>9} {:>10} {:>9} {:>9}\n", ActionWord(c.action()),
                         c.queued(), c.assigned(), c.succeeded(), c.failed(), c.canceled());
@@ -43,13 +47,14 @@ void AppendCounters(const v1::StatusReply& s, std::string* out) {
 
 void AppendMovers(const v1::StatusReply& s, const std::string& coordinator, std::string* out) {
   if (s.movers().empty()) {
-    *out += fmt::format("\nmovers: none; start one with 'tierflow mover --coordinator {} "
-                        "--posix-root DIR'\n",
-                        coordinator);
+    *out += fmt::format(
+        "\nmovers: none; start one with 'tierflow mover --coordinator {} "
+        "--posix-root DIR'\n",
+        coordinator);
     return;
   }
-  *out += fmt::format("\nmovers\n  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n",
-                      "ID", "HOST", "ARCHIVE IDS", "SLOTS A/R/D", "MAX BYTES", "RUNNING", "DONE",
+  *out += fmt::format("\nmovers\n  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n", "ID",
+                      "HOST", "ARCHIVE IDS", "SLOTS A/R/D", "MAX BYTES", "RUNNING", "DONE",
                       "FAILED", "CONNECTED");
   for (const v1::MoverInfo& m : s.movers()) {
     const v1::Capacities& c = m.capacities();
@@ -70,27 +75,32 @@ void AppendRequests(const v1::StatusReply& s, std::string* out) {
                             r.archive_id(), r.file().path(),
                             r.waiting_reason().empty() ? "waiting" : r.waiting_reason());
     } else if (r.state() == v1::ASSIGNED) {
-      std::string bytes = r.bytes_total() == 0
-                              ? ""
-                              : fmt::format(" {}/{}", HumanBytes(r.bytes_done()),
-                                            HumanBytes(r.bytes_total()));
+      std::string bytes = r.bytes_total() == 0 ? ""
+                                               : fmt::format(" {}/{}", HumanBytes(r.bytes_done()),
+                                                             HumanBytes(r.bytes_total()));
       running += fmt::format("  {:<8} {:<8} {:>7}  {}  on {}{}\n", r.id(), ActionWord(r.action()),
                              r.archive_id(), r.file().path(), r.mover(), bytes);
     }
   }
   if (!running.empty()) *out += "\nrunning\n  ID       ACTION   ARCHIVE  PATH\n" + running;
-  if (!queued.empty()) *out += "\nqueued requests\n  ID       ACTION   ARCHIVE  PATH  (WAITING FOR)\n" + queued;
+  if (!queued.empty())
+    *out += "\nqueued requests\n  ID       ACTION   ARCHIVE  PATH  (WAITING FOR)\n" + queued;
 }
 
 }  // namespace
 
 std::string ActionWord(v1::Action action) {
   switch (action) {
-    case v1::ARCHIVE: return "archive";
-    case v1::RESTORE: return "restore";
-    case v1::REMOVE: return "remove";
-    case v1::CANCEL: return "cancel";
-    default: return "unknown";
+    case v1::ARCHIVE:
+      return "archive";
+    case v1::RESTORE:
+      return "restore";
+    case v1::REMOVE:
+      return "remove";
+    case v1::CANCEL:
+      return "cancel";
+    default:
+      return "unknown";
   }
 }
 
@@ -125,8 +135,10 @@ std::string FormatStateJson(const std::string& path, const mover::FileState& sta
   w.Key("state_bits").Uint(states);
   w.Key("archive_id").Uint(state.has_record ? r.archive_id : 0);
   w.Key("last_error");
-  if (state.has_record && !r.last_error.empty()) w.String(r.last_error);
-  else w.Null();
+  if (state.has_record && !r.last_error.empty())
+    w.String(r.last_error);
+  else
+    w.Null();
   w.Key("last_error_code").Int(state.has_record ? r.last_error_code : 0);
   w.EndObject();
   return w.str();
@@ -148,9 +160,10 @@ std::vector<std::string> StatusWarnings(const v1::StatusReply& s) {
     bool named = false;
     for (const std::string& w : s.warnings()) named |= w.find(name) != std::string::npos;
     if (!named) {
-      out.push_back(fmt::format("archive id {} is not served by any connected mover; start a "
-                                "mover with --archive-id {}",
-                                a, a));
+      out.push_back(
+          fmt::format("archive id {} is not served by any connected mover; start a "
+                      "mover with --archive-id {}",
+                      a, a));
     }
   }
   return out;
@@ -196,7 +209,7 @@ ProgressBar::ProgressBar(FILE* out, std::string verb, uint64_t files_total, uint
 std::string ProgressBar::Render(const std::string& verb, uint64_t files_done, uint64_t files_total,
                                 uint64_t bytes_done, uint64_t bytes_settled, uint64_t bytes_total,
                                 int width) {
-  double frac = bytes_total > 0 ? static_cast<double>(bytes_settled) / bytes_total
+  double frac = bytes_total > 0   ? static_cast<double>(bytes_settled) / bytes_total
                 : files_total > 0 ? static_cast<double>(files_done) / files_total
                                   : 1.0;
   frac = std::min(1.0, std::max(0.0, frac));

@@ -22,7 +22,8 @@ std::string FormatLastErrorLine(const std::string& path, const mover::FileState&
 
 // {"path":..., "fsid":..., "fid":"[..]", "states":[...], "state_bits":13, "archive_id":1,
 //  "last_error":null|"..."} on one line.
-std::string FormatStateJson(const std::string& path, const mover::FileState& state, uint32_t states);
+std::string FormatStateJson(const std::string& path, const mover::FileState& state,
+                            uint32_t states);
 
 // The `status` report for people. `coordinator` is the address it came from.
 std::string FormatStatus(const v1::StatusReply& status, const std::string& coordinator);

@@ -21,7 +21,8 @@ mover::FileState ManagedState(uint32_t states, uint32_t archive_id) {
 
 TEST(StateLine, LooksLikeLfsHsmState) {
   const uint32_t s = hsm::kStateExists | hsm::kStateArchived | hsm::kStateReleased;
-  EXPECT_EQ(FormatStateLine("/fs/a", s, 1), "/fs/a: (0x0000000d) released exists archived, archive_id:1");
+  EXPECT_EQ(FormatStateLine("/fs/a", s, 1),
+            "/fs/a: (0x0000000d) released exists archived, archive_id:1");
 }
 
 TEST(StateLine, UnmanagedFileShowsOnlyZeroBits) {
@@ -31,9 +32,10 @@ TEST(StateLine, UnmanagedFileShowsOnlyZeroBits) {
 }
 
 TEST(StateLine, DirtyAndFlags) {
-  const uint32_t s = hsm::kStateExists | hsm::kStateDirty | hsm::kStateArchived |
-                     hsm::kStateNoRelease;
-  EXPECT_EQ(FormatStateLine("/x", s, 3), "/x: (0x0000001b) exists dirty archived norelease, archive_id:3");
+  const uint32_t s =
+      hsm::kStateExists | hsm::kStateDirty | hsm::kStateArchived | hsm::kStateNoRelease;
+  EXPECT_EQ(FormatStateLine("/x", s, 3),
+            "/x: (0x0000001b) exists dirty archived norelease, archive_id:3");
 }
 
 TEST(StateLine, LastErrorLineOnlyWhenRecorded) {
@@ -41,17 +43,19 @@ TEST(StateLine, LastErrorLineOnlyWhenRecorded) {
   EXPECT_EQ(FormatLastErrorLine("/x", s), "");
   s.record.last_error = "restore failed: checksum mismatch";
   s.record.last_error_code = 74;
-  EXPECT_EQ(FormatLastErrorLine("/x", s), "/x: last error: restore failed: checksum mismatch (errno 74)");
+  EXPECT_EQ(FormatLastErrorLine("/x", s),
+            "/x: last error: restore failed: checksum mismatch (errno 74)");
 }
 
 TEST(StateJson, HasEveryFieldAndEscapesOddNames) {
   mover::FileState s =
       ManagedState(hsm::kStateExists | hsm::kStateArchived | hsm::kStateReleased, 1);
   std::string line = FormatStateJson("/fs/a \"b\"\n\\c\td", s, s.record.states);
-  EXPECT_EQ(line,
-            R"({"path":"/fs/a \"b\"\n\\c\td","fsid":"00000000deadbeef","fid":"[0x200000401:0x1:0x0]",)"
-            R"("states":["released","exists","archived"],"state_bits":13,"archive_id":1,)"
-            R"("last_error":null,"last_error_code":0})");
+  EXPECT_EQ(
+      line,
+      R"({"path":"/fs/a \"b\"\n\\c\td","fsid":"00000000deadbeef","fid":"[0x200000401:0x1:0x0]",)"
+      R"("states":["released","exists","archived"],"state_bits":13,"archive_id":1,)"
+      R"("last_error":null,"last_error_code":0})");
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
@@ -67,10 +71,10 @@ TEST(StateJson, LastErrorIsAString) {
 TEST(Json, QuotesControlAndInvalidUtf8Bytes) {
   EXPECT_EQ(JsonQuote("a\x01z"), "\"a\\u0001z\"");
   EXPECT_EQ(JsonQuote("\x7f"), "\"\\u007f\"");
-  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");              // valid UTF-8 kept
-  EXPECT_EQ(JsonQuote("bad\xff\xc3"), "\"bad\\u00ff\\u00c3\"");     // invalid bytes escaped
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");             // valid UTF-8 kept
+  EXPECT_EQ(JsonQuote("bad\xff\xc3"), "\"bad\\u00ff\\u00c3\"");       // invalid bytes escaped
   EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");  // a surrogate is invalid
-  EXPECT_EQ(JsonQuote("\xc0\xaf"), "\"\\u00c0\\u00af\"");           // overlong
+  EXPECT_EQ(JsonQuote("\xc0\xaf"), "\"\\u00c0\\u00af\"");             // overlong
 }
 
 TEST(Json, WriterPlacesCommas) {
@@ -100,7 +104,8 @@ v1::StatusReply StatusWithQueued(uint32_t archive_id, bool mover_connected) {
 TEST(Status, WarnsAboutArchiveIdsNoConnectedMoverServes) {
   auto w = StatusWarnings(StatusWithQueued(7, true));
   ASSERT_EQ(w.size(), 1u);
-  EXPECT_EQ(w[0], "archive id 7 is not served by any connected mover; start a mover with --archive-id 7");
+  EXPECT_EQ(w[0],
+            "archive id 7 is not served by any connected mover; start a mover with --archive-id 7");
   EXPECT_TRUE(StatusWarnings(StatusWithQueued(1, true)).empty());
   EXPECT_EQ(StatusWarnings(StatusWithQueued(1, false)).size(), 1u);
 }
@@ -134,7 +139,8 @@ TEST(Status, TextWithoutMoversSaysHowToStartOne) {
   v1::StatusReply s;
   std::string text = FormatStatus(s, "h:1");
   EXPECT_NE(text.find("movers: none; start one with 'tierflow mover --coordinator h:1"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
 }
 
 TEST(Status, JsonIsOneDocumentWithProtoFieldNames) {
@@ -157,7 +163,8 @@ TEST(Sizes, HumanBytes) {
 TEST(Progress, RenderShowsFilesAndBytes) {
   EXPECT_EQ(ProgressBar::Render("archive", 1, 4, 512, 512, 1024, 10),
             "archive [#####.....] 1/4 files, 512 B / 1.0 KiB");
-  EXPECT_EQ(ProgressBar::Render("restore", 2, 2, 0, 0, 0, 4), "restore [####] 2/2 files, 0 B / 0 B");
+  EXPECT_EQ(ProgressBar::Render("restore", 2, 2, 0, 0, 0, 4),
+            "restore [####] 2/2 files, 0 B / 0 B");
   // Failed files fill the bar without counting as moved bytes.
   EXPECT_EQ(ProgressBar::Render("restore", 2, 2, 24, 1024, 1024, 4),
             "restore [####] 2/2 files, 24 B / 1.0 KiB");

@@ -22,7 +22,7 @@ namespace tierflow::cli {
 
 namespace {
 
-const std::vector<std::string> kLogLevels = {"trace", "debug", "info",    "warn",
+const std::vector<std::string> kLogLevels = {"trace", "debug",    "info", "warn",
                                              "error", "critical", "off"};
 
 sigset_t TerminationSignals() {
@@ -165,12 +165,16 @@ void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
   sub->add_flag("--posix-v2", o.posix_v2, "lhsmtool_posix v2 paths (ROOT/HASH/FID)");
   const auto slots = CLI::Range(-1, std::numeric_limits<int32_t>::max());
   sub->add_option("--max-archive", o.max_archive, "concurrent archives (-1 unlimited)")
-      ->check(slots)->capture_default_str();
+      ->check(slots)
+      ->capture_default_str();
   sub->add_option("--max-restore", o.max_restore, "concurrent restores (-1 unlimited)")
-      ->check(slots)->capture_default_str();
+      ->check(slots)
+      ->capture_default_str();
   sub->add_option("--max-remove", o.max_remove, "concurrent removes (-1 unlimited)")
-      ->check(slots)->capture_default_str();
-  sub->add_option("--max-bytes", o.max_bytes, "bytes in flight the coordinator may give (0 unlimited)")
+      ->check(slots)
+      ->capture_default_str();
+  sub->add_option("--max-bytes", o.max_bytes,
+                  "bytes in flight the coordinator may give (0 unlimited)")
       ->capture_default_str();
   AddLogLevel(sub, &a->log_level);
 }
@@ -240,11 +244,12 @@ int RunUp(UpArgs a) {
     s->Shutdown();
   });
   const std::string addr = ListenAddress(a.listen, s->port());
-  std::printf("tierflow up: coordinator listening on %s, state in %s\n"
-              "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
-              "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
-              addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(),
-              LocalAddress(a.listen, s->port()).c_str());
+  std::printf(
+      "tierflow up: coordinator listening on %s, state in %s\n"
+      "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
+      "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
+      addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(),
+      LocalAddress(a.listen, s->port()).c_str());
   std::fflush(stdout);
   s->Wait();
   mv->Shutdown();

@@ -14,10 +14,14 @@ namespace {
 
 std::string SkipNote(hsm::Action action, const std::string& path) {
   switch (action) {
-    case hsm::Action::kArchive: return path + ": already archived and unchanged; skipped";
-    case hsm::Action::kRestore: return path + ": not released; nothing to restore";
-    case hsm::Action::kRemove: return path + ": not archived; nothing to remove";
-    default: return path + ": nothing to do";
+    case hsm::Action::kArchive:
+      return path + ": already archived and unchanged; skipped";
+    case hsm::Action::kRestore:
+      return path + ": not released; nothing to restore";
+    case hsm::Action::kRemove:
+      return path + ": not archived; nothing to remove";
+    default:
+      return path + ": nothing to do";
   }
 }
 
@@ -68,8 +72,8 @@ Plan PlanRequests(const PlanOptions& options, const std::vector<LocalFile>& file
       continue;
     }
     const uint32_t archive_id = TargetArchiveId(options, f.state, states);
-    Status ok = hsm::CheckActionCompatible(options.action, states, f.state.record.archive_id,
-                                           archive_id);
+    Status ok =
+        hsm::CheckActionCompatible(options.action, states, f.state.record.archive_id, archive_id);
     if (!ok.ok()) {
       plan.errors.push_back(ok.Annotate(f.path + ": cannot " + VerbName(options.action)));
       continue;
@@ -99,10 +103,14 @@ std::string NewIdempotencyKey() {
 
 std::string VerbName(hsm::Action action) {
   switch (action) {
-    case hsm::Action::kArchive: return "archive";
-    case hsm::Action::kRestore: return "restore";
-    case hsm::Action::kRemove: return "remove";
-    case hsm::Action::kCancel: return "cancel";
+    case hsm::Action::kArchive:
+      return "archive";
+    case hsm::Action::kRestore:
+      return "restore";
+    case hsm::Action::kRemove:
+      return "remove";
+    case hsm::Action::kCancel:
+      return "cancel";
   }
   return "?";
 }

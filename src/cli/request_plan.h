@@ -27,8 +27,9 @@ uint32_t EffectiveStates(const mover::FileState& state);
 
 struct PlanOptions {
   hsm::Action action = hsm::Action::kArchive;
-  uint32_t archive_id = 0;  // archive only; 0 = the file's own archive, else the coordinator's default
-  std::string data;         // archive only: request data
+  uint32_t archive_id =
+      0;             // archive only; 0 = the file's own archive, else the coordinator's default
+  std::string data;  // archive only: request data
   std::string user;
 };
 

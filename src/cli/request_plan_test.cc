@@ -1,9 +1,9 @@
 // Which requests a client verb submits, which files it skips with a note, which it refuses.
 #include "cli/request_plan.h"
 
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "hsm/hsm_state.h"
 

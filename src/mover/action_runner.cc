@@ -16,8 +16,8 @@ uint64_t LogicalSize(const std::string& path) {
 }
 
 Status Canceled(const v1::ActionItem& item) {
-  return Status(Code::kCanceled,
-                "action " + std::to_string(item.id()) + " on " + item.file().path() + " was canceled");
+  return Status(Code::kCanceled, "action " + std::to_string(item.id()) + " on " +
+                                     item.file().path() + " was canceled");
 }
 
 }  // namespace

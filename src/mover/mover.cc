@@ -11,6 +11,8 @@
 // Everything below mu_ is shared; the blocking calls (Read, Write, the copy) run without it.
 #include "mover/mover.h"
 
+#include <fmt/ranges.h>
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,9 +25,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-
-#include <fmt/ranges.h>
-#include <grpcpp/grpcpp.h>
 
 #include "common/log.h"
 #include "mover/action_runner.h"
@@ -46,10 +45,14 @@ enum Kind { kArchive = 0, kRestore = 1, kRemove = 2, kNumKinds = 3 };
 
 int KindOf(v1::Action a) {
   switch (a) {
-    case v1::ARCHIVE: return kArchive;
-    case v1::RESTORE: return kRestore;
-    case v1::REMOVE: return kRemove;
-    default: return -1;
+    case v1::ARCHIVE:
+      return kArchive;
+    case v1::RESTORE:
+      return kRestore;
+    case v1::REMOVE:
+      return kRemove;
+    default:
+      return -1;
   }
 }
 
@@ -82,10 +85,10 @@ struct Task {
   int kind = 0;
   std::atomic<bool> cancel{false};
   bool running = false;
-  bool dropped = false;                // the coordinator no longer wants it: discard its result
-  bool canceled = false;               // the coordinator canceled it: report ECANCELED
-  bool sending = false;                // its result is in a Write right now
-  std::optional<v1::Result> result;    // set when done; the task leaves the table once sent
+  bool dropped = false;              // the coordinator no longer wants it: discard its result
+  bool canceled = false;             // the coordinator canceled it: report ECANCELED
+  bool sending = false;              // its result is in a Write right now
+  std::optional<v1::Result> result;  // set when done; the task leaves the table once sent
   int64_t last_progress_ms = 0;
 
   Key key() const { return {item.id(), item.epoch()}; }
@@ -167,11 +170,12 @@ class MoverImpl final : public Mover {
   std::set<FileKey> busy_files_;  // files with an action running
   std::map<Key, v1::Progress> progress_;
   int live_workers_ = 0;
-  grpc::ClientContext* ctx_ = nullptr;     // the current call, to cancel it
-  grpc::ClientReaderWriter<v1::MoverMessage, v1::CoordinatorMessage>* stream_ = nullptr;  // set once welcomed
+  grpc::ClientContext* ctx_ = nullptr;  // the current call, to cancel it
+  grpc::ClientReaderWriter<v1::MoverMessage, v1::CoordinatorMessage>* stream_ =
+      nullptr;  // set once welcomed
   bool writer_busy_ = false;
-  bool stopping_ = false;        // Shutdown began: take no new work
-  bool stop_session_ = false;    // stop (re)connecting
+  bool stopping_ = false;      // Shutdown began: take no new work
+  bool stop_session_ = false;  // stop (re)connecting
   bool stop_writer_ = false;
   bool shut_down_ = false;
   std::once_flag shutdown_once_;
@@ -190,7 +194,8 @@ void MoverImpl::SessionLoop() {
     std::unique_lock lk(mu_);
     if (stop_session_) return;
     if (welcomed) delay = std::max<int64_t>(options_.reconnect_delay_ms, 1);
-    spdlog::debug("mover {}: reconnecting to {} in {} ms", options_.id, options_.coordinator, delay);
+    spdlog::debug("mover {}: reconnecting to {} in {} ms", options_.id, options_.coordinator,
+                  delay);
     cv_.wait_for(lk, std::chrono::milliseconds(delay), [&] { return stop_session_; });
     if (stop_session_) return;
     delay = std::min(delay * 2, kMaxReconnectDelayMs);
@@ -204,8 +209,8 @@ bool MoverImpl::RunSession() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_delay_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxReconnectDelayMs));
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(options_.coordinator,
-                                           grpc::InsecureChannelCredentials(), args);
+  auto channel =
+      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::Coordinator::NewStub(channel);
   grpc::ClientContext ctx;
   v1::MoverMessage hello;
@@ -238,13 +243,15 @@ bool MoverImpl::RunSession() {
   if (Stopping()) {
     spdlog::debug("mover {}: stream to {} closed", options_.id, options_.coordinator);
   } else if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
-    spdlog::info("mover {}: the coordinator at {} still holds an older session for this id ({}); "
-                 "retrying",
-                 options_.id, options_.coordinator, st.error_message());
+    spdlog::info(
+        "mover {}: the coordinator at {} still holds an older session for this id ({}); "
+        "retrying",
+        options_.id, options_.coordinator, st.error_message());
   } else if (welcomed) {
-    spdlog::warn("mover {}: lost the stream to the coordinator at {} ({}); keeping the actions in "
-                 "hand and reconnecting",
-                 options_.id, options_.coordinator, st.error_message());
+    spdlog::warn(
+        "mover {}: lost the stream to the coordinator at {} ({}); keeping the actions in "
+        "hand and reconnecting",
+        options_.id, options_.coordinator, st.error_message());
   } else {
     spdlog::debug("mover {}: cannot reach the coordinator at {}: {}", options_.id,
                   options_.coordinator, st.error_message());
@@ -295,9 +302,10 @@ void MoverImpl::HandleWelcome(const v1::Welcome& w) {
     ++dropped;
     if (!t->running) ForgetLocked(t);  // queued or done: nothing more to do
   }
-  spdlog::info("mover {}: connected to the coordinator at {} (session {}, {} in hand kept, {} "
-               "dropped)",
-               options_.id, options_.coordinator, w.session(), w.keep_size(), dropped);
+  spdlog::info(
+      "mover {}: connected to the coordinator at {} (session {}, {} in hand kept, {} "
+      "dropped)",
+      options_.id, options_.coordinator, w.session(), w.keep_size(), dropped);
 }
 
 void MoverImpl::HandleBatch(const v1::ActionBatch& batch) {
@@ -342,7 +350,7 @@ void MoverImpl::HandleCancel(const v1::CancelActions& cancel) {
       if (t->result.has_value()) continue;  // already done: its result stands
       t->cancel = true;
       t->canceled = true;
-      if (t->running) continue;             // the copy sees the flag and stops
+      if (t->running) continue;  // the copy sees the flag and stops
       auto& q = queued_[t->kind];
       q.erase(std::remove(q.begin(), q.end(), t), q.end());
       FinishWithoutRunningLocked(t, Status(Code::kCanceled, "canceled before it started"));
@@ -432,7 +440,8 @@ void MoverImpl::StartQueuedLocked(int kind) {
 }
 
 void MoverImpl::FinishWithoutRunningLocked(const TaskPtr& t, const Status& status) {
-  ActionOutcome out{status.Annotate(v1::Action_Name(t->item.action()) + " " + t->item.file().path()), 0};
+  ActionOutcome out{
+      status.Annotate(v1::Action_Name(t->item.action()) + " " + t->item.file().path()), 0};
   LogOutcome(*t, out, 0);
   t->result = MakeResult(t->item, out);
   if (t->dropped) ForgetLocked(t);
@@ -490,9 +499,9 @@ void MoverImpl::ForgetLocked(const TaskPtr& t) {
 }
 
 Status MoverImpl::ShutdownStatus(const Task& t) const {
-  return Status(Code::kUnavailable,
-                "mover " + options_.id + " is shutting down; the action will be given to a mover "
-                                         "again");
+  return Status(Code::kUnavailable, "mover " + options_.id +
+                                        " is shutting down; the action will be given to a mover "
+                                        "again");
 }
 
 void MoverImpl::LogOutcome(const Task& t, const ActionOutcome& out, int64_t elapsed_us) const {
@@ -568,8 +577,8 @@ Status CheckOptions(const MoverOptions& o) {
   }
   for (int32_t m : {o.max_archive, o.max_restore, o.max_remove}) {
     if (m < -1)
-      return Status(Code::kInvalidArgument,
-                    "capacity " + std::to_string(m) + " is not valid; use -1 for unlimited or N >= 0");
+      return Status(Code::kInvalidArgument, "capacity " + std::to_string(m) +
+                                                " is not valid; use -1 for unlimited or N >= 0");
   }
   return Status::Ok();
 }

@@ -28,27 +28,27 @@ class ArchiveBackend;
 
 struct MoverOptions {
   std::string coordinator = "127.0.0.1:7420";
-  std::string id;                      // stable name; defaults to the host name
-  std::string host;                    // defaults to the host name
+  std::string id;    // stable name; defaults to the host name
+  std::string host;  // defaults to the host name
   std::vector<uint32_t> archive_ids = {1};
-  int32_t max_archive = 4;             // concurrent actions per kind; -1 = unlimited
+  int32_t max_archive = 4;  // concurrent actions per kind; -1 = unlimited
   int32_t max_restore = 4;
   int32_t max_remove = 4;
-  uint64_t max_bytes = 0;              // 0 = unlimited
-  std::string posix_root;              // archive root of the posix backend
+  uint64_t max_bytes = 0;  // 0 = unlimited; advertised in Hello for the coordinator to honour
+  std::string posix_root;  // archive root of the posix backend
   bool posix_v2 = false;
   // Used instead of a posix backend on posix_root when set (another backend, or a test double).
   // Called from worker threads concurrently; must outlive the mover.
   std::shared_ptr<ArchiveBackend> backend;
   int64_t progress_interval_ms = 2000;
-  int64_t reconnect_delay_ms = 200;    // first retry delay; doubles up to 5 s
+  int64_t reconnect_delay_ms = 200;  // first retry delay; doubles up to 5 s
 };
 
 // A snapshot of what a mover holds, for status displays and tests.
 struct MoverCounts {
-  int queued = 0;       // received, waiting for a slot
-  int running = 0;      // on a worker now
-  int unreported = 0;   // finished, result not yet sent
+  int queued = 0;          // received, waiting for a slot
+  int running = 0;         // on a worker now
+  int unreported = 0;      // finished, result not yet sent
   bool connected = false;  // welcomed on a live stream
 };
 

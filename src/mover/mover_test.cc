@@ -6,6 +6,8 @@
 #include "mover/mover.h"
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -24,9 +26,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "hsm/hsm_state.h"
 #include "mover/backends/posix_backend.h"
@@ -52,7 +51,7 @@ struct FakeState {
   std::vector<v1::Progress> progress;
   int messages = 0;
   std::set<std::pair<uint64_t, uint64_t>> drop;  // in-hand actions the next Welcome drops
-  int refuse_hellos = 0;                          // answer this many hellos ALREADY_EXISTS
+  int refuse_hellos = 0;                         // answer this many hellos ALREADY_EXISTS
   grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>* stream = nullptr;
   uint64_t sessions = 0;
 };
@@ -425,17 +424,17 @@ TEST_F(MoverTest, BatchArchivesReleasedRestoreAndRemove) {
   std::string b = NewFile("b", 5000, 'b');
   std::string c = NewFile("c", 0);
   const std::string a_data = ReadFile(a);
-  ASSERT_TRUE(SendBatch({Item(1, v1::ARCHIVE, a), Item(2, v1::ARCHIVE, b),
-                         Item(3, v1::ARCHIVE, c)}));
+  ASSERT_TRUE(
+      SendBatch({Item(1, v1::ARCHIVE, a), Item(2, v1::ARCHIVE, b), Item(3, v1::ARCHIVE, c)}));
   for (uint64_t id : {1, 2, 3}) {
     v1::Result r;
     ASSERT_TRUE(fake_.WaitResult(id, &r)) << id;
     EXPECT_EQ(r.error_code(), 0) << r.error();
     EXPECT_EQ(r.epoch(), 1u);
   }
-  EXPECT_EQ(fake_.With([](FakeState& s) { return s.results.at(0).bytes() +
-                                                  s.results.at(1).bytes() +
-                                                  s.results.at(2).bytes(); }),
+  EXPECT_EQ(fake_.With([](FakeState& s) {
+    return s.results.at(0).bytes() + s.results.at(1).bytes() + s.results.at(2).bytes();
+  }),
             105000u);
   EXPECT_TRUE(States(a) & hsm::kStateArchived);
   EXPECT_TRUE(States(c) & hsm::kStateArchived);
@@ -557,13 +556,15 @@ TEST_F(MoverTest, ReconnectsAndReportsWhatFinishedWhileTheCoordinatorWasAway) {
   fake_.Stop();
   gate_->Let(FidOf(ia));  // 1 and 4 finish while the coordinator is away: results are buffered
   gate_->Let(FidOf(id));
-  ASSERT_TRUE(WaitCounts([](const MoverCounts& c) {
-    return !c.connected && c.running == 1 && c.unreported == 2;
-  }));
+  ASSERT_TRUE(WaitCounts(
+      [](const MoverCounts& c) { return !c.connected && c.running == 1 && c.unreported == 2; }));
   EXPECT_TRUE(States(a) & hsm::kStateArchived);
   EXPECT_TRUE(States(d) & hsm::kStateArchived);
 
-  fake_.With([](FakeState& s) { s.drop = {{2, 1}}; return 0; });  // 2 went to another mover
+  fake_.With([](FakeState& s) {
+    s.drop = {{2, 1}};
+    return 0;
+  });  // 2 went to another mover
   fake_.Start(port);
   ASSERT_TRUE(fake_.WaitConnected());
   EXPECT_EQ(fake_.With([](FakeState& s) { return s.hellos.size(); }), 2u);
@@ -605,7 +606,10 @@ TEST_F(MoverTest, ADroppedActionStillStoppingHoldsBackTheNextActionOnItsFile) {
   ASSERT_TRUE(gate_->WaitEntered(FidOf(first)));
   const int port = fake_.port();
   fake_.Stop();
-  fake_.With([](FakeState& s) { s.drop = {{1, 1}}; return 0; });
+  fake_.With([](FakeState& s) {
+    s.drop = {{1, 1}};
+    return 0;
+  });
   fake_.Start(port);
   ASSERT_TRUE(fake_.WaitConnected());
   v1::ActionItem again = first;  // the coordinator assigns the file again, in a new epoch
@@ -624,7 +628,10 @@ TEST_F(MoverTest, ADroppedActionStillStoppingHoldsBackTheNextActionOnItsFile) {
 }
 
 TEST_F(MoverTest, HelloRefusedAsAlreadyExistsIsRetried) {
-  fake_.With([](FakeState& s) { s.refuse_hellos = 2; return 0; });
+  fake_.With([](FakeState& s) {
+    s.refuse_hellos = 2;
+    return 0;
+  });
   StartMover();
   EXPECT_EQ(fake_.With([](FakeState& s) { return s.hellos.size(); }), 3u);
   std::string a = NewFile("a", 10);
