@@ -252,7 +252,9 @@ class Coordinator {
 
   struct Watcher {
     std::shared_ptr<WaitChannel> channel;
-    absl::flat_hash_set<uint64_t> remaining;  // not yet reported final
+    // Keyed by request id with the identity hash: ids are allocated in order, so neighbours
+    // in time are neighbours in memory (a flat map would scatter them).
+    std::unordered_set<uint64_t> remaining;  // not yet reported final
   };
 
   struct IdempotencyEntry {
@@ -352,7 +354,7 @@ class Coordinator {
   EventLoop::TimerId idempotency_timer_ = 0;
 
   std::unordered_map<WatchId, Watcher> watchers_;
-  absl::flat_hash_map<uint64_t, absl::InlinedVector<WatchId, 1>> watch_index_;
+  std::unordered_map<uint64_t, absl::InlinedVector<WatchId, 1>> watch_index_;
   WatchId next_watch_ = 1;
 
   std::deque<std::pair<int64_t, uint64_t>> purge_fifo_;
