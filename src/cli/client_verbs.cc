@@ -15,6 +15,7 @@
 #include "cli/output.h"
 #include "cli/request_plan.h"
 #include "mover/fs/local_fs.h"
+#include "wire/convert.h"
 
 namespace tierflow::cli {
 
@@ -247,12 +248,7 @@ int RunCancel(const ClientArgs& a) {
       ++failures;
       continue;
     }
-    v1::FileRef* f = req.add_files();
-    f->set_fsid(id->fsid);
-    f->set_seq(id->fid.seq);
-    f->set_oid(id->fid.oid);
-    f->set_ver(id->fid.ver);
-    f->set_path(p);
+    wire::FileRefToProto(*id, p, req.add_files());
   }
   if (req.files().empty()) return failures > 0 ? kExitFailed : kExitOk;
   CoordinatorClient client(a.coordinator);

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "hsm/hsm_state.h"
+#include "wire/convert.h"
 
 namespace tierflow::cli {
 
@@ -33,13 +34,8 @@ uint32_t TargetArchiveId(const PlanOptions& o, const mover::FileState& st, uint3
 
 v1::RequestSpec MakeSpec(const PlanOptions& o, const LocalFile& f, uint32_t archive_id) {
   v1::RequestSpec spec;
-  spec.set_action(static_cast<v1::Action>(o.action));
-  v1::FileRef* ref = spec.mutable_file();
-  ref->set_fsid(f.state.id.fsid);
-  ref->set_seq(f.state.id.fid.seq);
-  ref->set_oid(f.state.id.fid.oid);
-  ref->set_ver(f.state.id.fid.ver);
-  ref->set_path(f.path);
+  spec.set_action(wire::ActionToProto(o.action));
+  wire::FileRefToProto(f.state.id, f.path, spec.mutable_file());
   spec.set_archive_id(archive_id);
   if (o.action == hsm::Action::kArchive) spec.set_data(o.data);
   spec.set_user(o.user);

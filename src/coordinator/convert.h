@@ -11,15 +11,14 @@
 #include "hsm/fid.h"
 #include "store/journal.h"
 #include "tierflow.pb.h"
+#include "wire/convert.h"
 
 namespace tierflow::coordinator {
 
-hsm::FileId FileIdFromProto(const v1::FileRef& ref);
-void FileRefToProto(const hsm::FileId& file, const std::string& path, v1::FileRef* out);
-
-// ARCHIVE/RESTORE/REMOVE/CANCEL; nullopt for ACTION_UNSPECIFIED and unknown values.
-std::optional<hsm::Action> ActionFromProto(v1::Action action);
-v1::Action ActionToProto(hsm::Action action);
+using wire::ActionFromProto;
+using wire::ActionToProto;
+using wire::FileIdFromProto;
+using wire::FileRefToProto;
 v1::RequestState StateToProto(store::RequestState state);
 
 // Rejects a submitted spec no mover could run (no file id, CANCEL, unknown action), with a

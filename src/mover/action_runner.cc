@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "mover/fs/local_fs.h"
+#include "wire/convert.h"
 
 namespace tierflow::mover {
 
@@ -22,15 +23,11 @@ Status Canceled(const v1::ActionItem& item) {
 
 }  // namespace
 
-hsm::FileId ToFileId(const v1::FileRef& ref) {
-  return hsm::FileId{ref.fsid(), hsm::Fid{ref.seq(), ref.oid(), ref.ver()}};
-}
-
 ActionOutcome RunAction(const v1::ActionItem& item, ArchiveBackend& backend,
                         const CopyControl& ctl) {
   if (ctl.cancel != nullptr && ctl.cancel->load()) return {Canceled(item), 0};
   const std::string& path = item.file().path();
-  const hsm::FileId id = ToFileId(item.file());
+  const hsm::FileId id = wire::FileIdFromProto(item.file());
   ActionOutcome out;
   switch (item.action()) {
     case v1::ARCHIVE:

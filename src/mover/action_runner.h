@@ -28,7 +28,4 @@ ActionOutcome RunAction(const v1::ActionItem& item, ArchiveBackend& backend,
 // canceled action, Status::AsErrno() otherwise; retryable only for kUnavailable and kTimeout.
 v1::Result MakeResult(const v1::ActionItem& item, const ActionOutcome& outcome);
 
-// The file the coordinator means, as local_fs wants it.
-hsm::FileId ToFileId(const v1::FileRef& ref);
-
 }  // namespace tierflow::mover

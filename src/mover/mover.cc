@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "wire/convert.h"
 #include "mover/action_runner.h"
 #include "mover/backends/posix_backend.h"
 #include "tierflow.grpc.pb.h"
@@ -77,7 +78,7 @@ using Key = std::pair<uint64_t, uint64_t>;  // (request id, epoch)
 
 // Two actions on one file never run at once.
 using FileKey = hsm::FileId;
-FileKey FileOf(const v1::ActionItem& item) { return ToFileId(item.file()); }
+FileKey FileOf(const v1::ActionItem& item) { return wire::FileIdFromProto(item.file()); }
 
 // One action in hand: queued for a slot, running on a worker, or done and not yet reported.
 struct Task {
@@ -506,7 +507,7 @@ Status MoverImpl::ShutdownStatus(const Task& t) const {
 
 void MoverImpl::LogOutcome(const Task& t, const ActionOutcome& out, int64_t elapsed_us) const {
   const v1::FileRef& f = t.item.file();
-  const std::string fid = hsm::Fid{f.seq(), f.oid(), f.ver()}.ToString();
+  const std::string fid = wire::FileIdFromProto(f).fid.ToString();
   if (out.status.ok()) {
     spdlog::info("{} {} {} id={} bytes={} duration={:.3f}s ok", v1::Action_Name(t.item.action()),
                  fid, f.path(), t.item.id(), out.bytes, elapsed_us / 1e6);
