@@ -91,33 +91,30 @@ Result<v1::SubmitReply> CoordinatorClient::Submit(const v1::SubmitRequest& reque
   }
 }
 
-Result<v1::CancelReply> CoordinatorClient::Cancel(const v1::CancelRequest& request) {
+template <typename Req, typename Reply>
+Result<Reply> CoordinatorClient::Unary(
+    grpc::Status (v1::Coordinator::Stub::*call)(grpc::ClientContext*, const Req&, Reply*),
+    const Req& request, const std::string& what) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 30'000);
-  v1::CancelReply reply;
-  Status s = FromGrpc(stub_->Cancel(&ctx, request, &reply), "canceling requests");
+  Reply reply;
+  Status s = FromGrpc((stub_.get()->*call)(&ctx, request, &reply), what);
   if (!s.ok()) return s;
   return reply;
+}
+
+Result<v1::CancelReply> CoordinatorClient::Cancel(const v1::CancelRequest& request) {
+  return Unary(&v1::Coordinator::Stub::Cancel, request, "canceling requests");
 }
 
 Result<v1::StatusReply> CoordinatorClient::GetStatus(const v1::StatusRequest& request) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, 30'000);
-  v1::StatusReply reply;
-  Status s = FromGrpc(stub_->Status(&ctx, request, &reply), "asking for the status");
-  if (!s.ok()) return s;
-  return reply;
+  return Unary(&v1::Coordinator::Stub::Status, request, "asking for the status");
 }
 
 Result<v1::LockReply> CoordinatorClient::Lock(uint32_t lock) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, 30'000);
   v1::LockRequest req;
   req.set_lock(lock);
-  v1::LockReply reply;
-  Status s = FromGrpc(stub_->Lock(&ctx, req, &reply), "changing the lock");
-  if (!s.ok()) return s;
-  return reply;
+  return Unary(&v1::Coordinator::Stub::Lock, req, "changing the lock");
 }
 
 Status CoordinatorClient::Wait(const std::vector<uint64_t>& ids,

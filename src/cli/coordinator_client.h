@@ -41,6 +41,12 @@ class CoordinatorClient {
  private:
   Status FromGrpc(const grpc::Status& st, const std::string& what);
 
+  // One unary call with the standard deadline; `what` names it in errors ("canceling requests").
+  template <typename Req, typename Reply>
+  Result<Reply> Unary(grpc::Status (v1::Coordinator::Stub::*call)(grpc::ClientContext*, const Req&,
+                                                                   Reply*),
+                      const Req& request, const std::string& what);
+
   std::string address_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   bool answered_ = false;  // the coordinator has answered at least once
