@@ -172,6 +172,16 @@ TEST_F(SpineTest, ArchiveIdWithoutMoverStaysQueuedAndStatusSaysWhy) {
   EXPECT_EQ(StateLine(P("f")).find("archived"), std::string::npos);
 }
 
+TEST_F(SpineTest, CancelEndsAQueuedRequestAtOnce) {
+  WriteFile(P("f"), 1000, 1);
+  MustRun({"archive", "--archive-id", "7", P("f")});  // no mover serves 7: stays queued
+  MustRun({"cancel", P("f")});
+  CommandResult r = MustRun({"status", "--json"});
+  EXPECT_NE(r.out.find("\"canceled\":\"1\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("archive id 7"), std::string::npos) << "nothing left queued: " << r.out;
+  EXPECT_EQ(StateLine(P("f")).find("archived"), std::string::npos);
+}
+
 TEST_F(SpineTest, CorruptArchiveCopyFailsRestoreAndFileStaysReleased) {
   WriteFile(P("precious"), 300000, 9);
   auto before = Snapshot(P("precious"));
