@@ -247,14 +247,14 @@ Result<hsm::FileId> IdentifyFile(const std::string& path) {
   return f->Identify();
 }
 
-Result<FileState> GetFileState(const std::string& path) {
-  auto f = ManagedFile::Open(path, O_RDONLY);
-  if (!f.ok()) return f.status();
-  auto id = f->Identify();
+namespace {
+
+Result<FileState> StateOf(const ManagedFile& f) {
+  auto id = f.Identify();
   if (!id.ok()) return id.status();
-  auto rec = f->ReadRecord();
+  auto rec = f.ReadRecord();
   if (!rec.ok()) return rec.status();
-  auto stamp = f->Stamp();
+  auto stamp = f.Stamp();
   if (!stamp.ok()) return stamp.status();
   FileState state;
   state.id = *id;
@@ -262,6 +262,42 @@ Result<FileState> GetFileState(const std::string& path) {
   state.record = rec->value_or(HsmRecord{});
   state.current = *stamp;
   return state;
+}
+
+Result<ManagedFile> AdoptDup(int fd, const std::string& name) {
+  UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!dup.valid()) return Status::FromErrno(errno, "duplicating the descriptor of " + name);
+  return ManagedFile::Adopt(std::move(dup), name);
+}
+
+}  // namespace
+
+Result<FileState> GetFileState(const std::string& path) {
+  auto f = ManagedFile::Open(path, O_RDONLY);
+  if (!f.ok()) return f.status();
+  return StateOf(*f);
+}
+
+Result<FileState> GetFileStateOfFd(int fd, const std::string& name) {
+  auto f = AdoptDup(fd, name);
+  if (!f.ok()) return f.status();
+  return StateOf(*f);
+}
+
+Result<bool> MarkDirtyIfChanged(int fd, const std::string& name) {
+  auto f = AdoptDup(fd, name);
+  if (!f.ok()) return f.status();
+  auto rec = f->ReadRecord();
+  if (!rec.ok()) return rec.status();
+  const MaybeRecord& r = *rec;
+  if (!Has(r, kStateArchived) || Has(r, kStateDirty | kStateReleased)) return false;
+  auto now = f->Stamp();
+  if (!now.ok()) return now.status();
+  if (UnchangedSinceSeal(**rec, *now)) return false;
+  HsmRecord next = **rec;
+  next.states |= kStateDirty;
+  TF_RETURN_IF_ERROR(f->WriteRecord(next));
+  return true;
 }
 
 Status ArchiveFile(const std::string& path, const hsm::FileId& expected, uint32_t archive_id,

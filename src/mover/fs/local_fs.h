@@ -42,6 +42,16 @@ struct FileState {
   VersionStamp current;      // the file's stamp now
 };
 Result<FileState> GetFileState(const std::string& path);
+// The same for a descriptor opened elsewhere (a fanotify event's file, a file opened by handle);
+// `name` is used in messages. The descriptor is only read (fstat, ioctl, fgetxattr): no
+// content access, so no fanotify permission event.
+Result<FileState> GetFileStateOfFd(int fd, const std::string& name);
+
+// For the dirty tracker: if the file of `fd` is archived, resident, not yet dirty and its data
+// may have changed since the archive (its stamp is not the archived one, see CtimeSeal), sets
+// dirty in its record and returns true. Otherwise changes nothing and returns false.
+// `fd` may be read-only.
+Result<bool> MarkDirtyIfChanged(int fd, const std::string& name);
 
 // Archive: opens `path`, checks its id is `expected` (else Code::kNotFound "file at PATH is no
 // longer FID"), takes the stamp, copies through `backend`, takes the stamp again; if it changed

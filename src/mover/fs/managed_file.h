@@ -55,6 +55,9 @@ class ManagedFile {
   // Code::kInvalidArgument naming the path and what it is; another process's lease in the
   // way: Code::kBusy.
   static Result<ManagedFile> Open(const std::string& path, int flags);
+  // Wraps a descriptor opened elsewhere (a fanotify event's file, a file opened by handle);
+  // `name` is used in messages. The caller checked it is a regular file.
+  static ManagedFile Adopt(UniqueFd fd, std::string name) { return ManagedFile(std::move(name), std::move(fd)); }
   // Opens the same inode again with other flags (kNotFound if the path now names another file).
   Result<UniqueFd> Reopen(int flags) const;
 
