@@ -18,6 +18,7 @@ using ProgressFn = std::function<void(uint64_t bytes_done, uint64_t bytes_total)
 struct CopyControl {
   ProgressFn progress;                         // may be empty
   const std::atomic<bool>* cancel = nullptr;   // when it becomes true, stop with Code::kCanceled
+  uint64_t max_bytes_per_sec = 0;              // bandwidth limit of the copy; 0 = none
 };
 
 // Metadata kept with the archive copy, applied to the archive file itself where possible.
