@@ -279,14 +279,20 @@ void Coordinator::Forget(uint64_t id) {
   requests_.erase(id);
 }
 
+Coordinator::QueueKey Coordinator::QueueOf(const Request& r) {
+  const int kind = KindOf(r.row.action);
+  const bool blocking = kind == 0 && (r.row.flags & hsm::kHalFlagBlocking) != 0;
+  return QueueKey{kind, blocking ? 0 : 1, r.row.archive_id, r.row.flags};
+}
+
 void Coordinator::Enqueue(Request& r) {
-  queues_[QueueKey{KindOf(r.row.action), r.row.archive_id, r.row.flags}].insert(r.row.id);
+  queues_[QueueOf(r)].insert(r.row.id);
   r.queued = true;
   dispatch_needed_ = true;
 }
 
 void Coordinator::Dequeue(Request& r) {
-  auto it = queues_.find(QueueKey{KindOf(r.row.action), r.row.archive_id, r.row.flags});
+  auto it = queues_.find(QueueOf(r));
   if (it != queues_.end()) {
     it->second.erase(r.row.id);
     if (it->second.empty()) queues_.erase(it);
@@ -542,6 +548,9 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
     if (const Request* existing = FindPending(file_ids, action)) {
       accepted->set_id(existing->row.id);
       accepted->set_merged(true);
+      if (spec.flags() & ~existing->row.flags & hsm::kHalFlagBlocking) {
+        PromoteToBlocking(*Find(existing->row.id));
+      }
     } else {
       Request& r = Insert(spec, next_id_++, wall, &file_ids);
       MarkDirty(r);
@@ -702,12 +711,14 @@ size_t Coordinator::DispatchTo(Mover& m) {
     size_t want = static_cast<size_t>(std::min<int64_t>(m.Free(kind), budget));
     if (want == 0) continue;
     size_t taken = 0;
-    if (m.archive_ids.empty()) {
-      taken = TakeFrom(m, kind, 0, want);
-    } else {
+    for (int rank = 0; rank < 2 && taken < want; ++rank) {
+      if (m.archive_ids.empty()) {
+        taken += TakeFrom(m, kind, rank, 0, want - taken);
+        continue;
+      }
       for (uint32_t aid : m.archive_ids) {
         if (taken >= want) break;
-        taken += TakeFrom(m, kind, aid, want - taken);
+        taken += TakeFrom(m, kind, rank, aid, want - taken);
       }
     }
     total += taken;
@@ -716,11 +727,21 @@ size_t Coordinator::DispatchTo(Mover& m) {
   return total;
 }
 
+// A process waits on this restore now (a fanotify reader): it joins the blocking queue. The
+// flag is journaled with the row; a request already assigned just keeps running.
+void Coordinator::PromoteToBlocking(Request& r) {
+  const bool was_queued = r.queued;
+  if (was_queued) Dequeue(r);
+  r.row.flags |= hsm::kHalFlagBlocking;
+  MarkDirty(r);
+  if (was_queued) Enqueue(r);
+}
+
 // archive_id 0 means "any" (a mover serving every archive id); real ids start at 1.
-size_t Coordinator::TakeFrom(Mover& m, int kind, uint32_t archive_id, size_t want) {
+size_t Coordinator::TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, size_t want) {
   size_t taken = 0;
-  auto it = queues_.lower_bound(QueueKey{kind, archive_id, 0});
-  while (it != queues_.end() && it->first.kind == kind &&
+  auto it = queues_.lower_bound(QueueKey{kind, rank, archive_id, 0});
+  while (it != queues_.end() && it->first.kind == kind && it->first.rank == rank &&
          (archive_id == 0 || it->first.archive_id == archive_id) && taken < want) {
     auto& q = it->second;
     while (!q.empty() && taken < want) {

@@ -207,8 +207,11 @@ class Coordinator {
     bool watched = false;
   };
 
+  // Queues sort by kind, then rank (0: blocking restores, which a process waits on; 1: the
+  // rest), then archive id and flags, so dispatch takes blocking restores first.
   struct QueueKey {
     int kind = 0;
+    int rank = 1;
     uint32_t archive_id = 0;
     uint64_t flags = 0;
     auto operator<=>(const QueueKey&) const = default;
@@ -296,7 +299,9 @@ class Coordinator {
 
   void Dispatch();
   size_t DispatchTo(Mover& m);
-  size_t TakeFrom(Mover& m, int kind, uint32_t archive_id, size_t want);
+  size_t TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, size_t want);
+  static QueueKey QueueOf(const Request& r);
+  void PromoteToBlocking(Request& r);
   void Assign(Mover& m, Request& r);
   void SendAssigned(const std::vector<Send>& sends);
   void SendItems(Mover& m, const std::vector<Request*>& items);

@@ -159,6 +159,28 @@ TEST_F(CoordinatorTest, DispatchesRestoresBeforeRemovesBeforeArchives) {
   EXPECT_EQ(items[0].epoch(), 1u);
 }
 
+TEST_F(CoordinatorTest, BlockingRestoresGoFirstEvenFromAnotherArchive) {
+  // Ten restores of archive 1 fill the queue; a blocking one of archive 2 arrives last, and a
+  // plain restore that a reader then waits on is promoted.
+  for (int i = 0; i < 10; ++i) h.SubmitOne(Spec(v1::RESTORE, 100 + i, 1));
+  v1::RequestSpec blocking = Spec(v1::RESTORE, 200, 2);
+  blocking.set_flags(hsm::kHalFlagBlocking);
+  uint64_t b = h.SubmitOne(blocking);
+  uint64_t plain = h.SubmitOne(Spec(v1::RESTORE, 300, 1));
+  v1::RequestSpec again = Spec(v1::RESTORE, 300, 1);
+  again.set_flags(hsm::kHalFlagBlocking);
+  EXPECT_EQ(h.SubmitOne(again), plain);  // merged, and promoted
+  ASSERT_TRUE(h.Row(plain).has_value());
+  EXPECT_EQ(h.Row(plain)->flags & hsm::kHalFlagBlocking, hsm::kHalFlagBlocking);
+
+  auto m = Connect(MakeHello("m1", {1, 2}, 4, /*restore*/ 2, 4));
+  auto items = m.channel->items();
+  ASSERT_EQ(items.size(), 2u);
+  std::vector<uint64_t> got = {items[0].id(), items[1].id()};
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<uint64_t>{b, plain}));
+}
+
 TEST_F(CoordinatorTest, CapacitiesAreRespectedPerKind) {
   std::vector<uint64_t> archives, restores;
   for (int i = 0; i < 5; ++i) archives.push_back(h.SubmitOne(Spec(v1::ARCHIVE, 10 + i)));

@@ -453,8 +453,16 @@ void MoverImpl::RunTask(TaskPtr t) {
   CopyControl ctl;
   ctl.cancel = &t->cancel;
   ctl.progress = [this, t](uint64_t done, uint64_t total) { OnProgress(t, done, total); };
+  ctl.max_bytes_per_sec = options_.max_bytes_per_sec;
   const auto start = std::chrono::steady_clock::now();
-  ActionOutcome out = RunAction(t->item, *backend_, ctl);
+  ActionOutcome out;
+  Status prepared = options_.prepare_filesystem ? options_.prepare_filesystem(t->item.file().fsid())
+                                                : Status::Ok();
+  if (prepared.ok()) {
+    out = RunAction(t->item, *backend_, ctl);
+  } else {
+    out.status = Status(Code::kUnavailable, prepared.message());
+  }
   const int64_t elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::steady_clock::now() - start)
                                  .count();

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,11 @@ struct MoverOptions {
   // Used instead of a posix backend on posix_root when set (another backend, or a test double).
   // Called from worker threads concurrently; must outlive the mover.
   std::shared_ptr<ArchiveBackend> backend;
+  uint64_t max_bytes_per_sec = 0;  // bandwidth limit of each copy; 0 = none
+  // Called on the worker thread before each action, with the fsid of the action's file: lets
+  // the process make its own I/O on that filesystem pass a fanotify holder (watch::
+  // EnsureHolderPass). An error fails the action as retryable.
+  std::function<Status(const std::string& fsid)> prepare_filesystem;
   int64_t progress_interval_ms = 2000;
   int64_t reconnect_delay_ms = 200;  // first retry delay; doubles up to 5 s
 };

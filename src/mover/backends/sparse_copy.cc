@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 
 namespace tierflow::mover {
 namespace {
@@ -54,12 +56,30 @@ class ProgressTicker {
     if (ctl_.progress) ctl_.progress(total_, total_);
   }
 
+  // After `bytes` more data bytes were copied: waits, in slices short enough to notice a
+  // cancel, until the copy is back under ctl.max_bytes_per_sec (measured from the start).
+  Status Throttle(uint64_t bytes) {
+    if (ctl_.max_bytes_per_sec == 0) return Status::Ok();
+    moved_ += bytes;
+    const int64_t due_us = static_cast<int64_t>(moved_ * 1000000 / ctl_.max_bytes_per_sec);
+    for (;;) {
+      const int64_t ahead_us = start_us_ + due_us - SystemClock::Default()->NowMicros();
+      if (ahead_us <= 0) return Status::Ok();
+      if (ctl_.cancel && ctl_.cancel->load(std::memory_order_relaxed)) {
+        return Status(Code::kCanceled, "copy canceled");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(std::min<int64_t>(ahead_us, 50000)));
+    }
+  }
+
  private:
   const CopyControl& ctl_;
   const Clock* clock_;
   int64_t interval_us_;
   uint64_t total_;
   int64_t last_us_;
+  uint64_t moved_ = 0;
+  int64_t start_us_ = SystemClock::Default()->NowMicros();
 };
 
 class SparseCopier {
@@ -122,6 +142,7 @@ class SparseCopier {
       from += want;
       StartWriteback(from);
       TF_RETURN_IF_ERROR(ticker_.Tick(from));
+      TF_RETURN_IF_ERROR(ticker_.Throttle(want));
     }
     return Status::Ok();
   }

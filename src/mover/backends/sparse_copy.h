@@ -31,7 +31,8 @@ struct CopyEnd {
 // `dst` where src has holes are not written, so they must already read as zeros (a new, a
 // truncated or a punched file); dst's size is not changed. Blocks on I/O; calls ctl.progress
 // from this thread at least every progress_interval_ms and once at the end; checks ctl.cancel
-// between chunks. Returns the XXH3-64 of src's content.
+// between chunks and keeps the data rate under ctl.max_bytes_per_sec when set. Returns the
+// XXH3-64 of src's content.
 // Errors: a read error is "reading SRC: ..." and a write error "writing DST: ..." (ENOSPC maps
 // to Code::kNoSpace); src ending before `size` is Code::kBusy; a cancel is Code::kCanceled.
 Result<uint64_t> CopySparse(const CopyEnd& src, const CopyEnd& dst, uint64_t size,
