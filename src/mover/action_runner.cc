@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <string_view>
+
 #include "mover/fs/local_fs.h"
 #include "wire/convert.h"
 
@@ -21,6 +23,19 @@ Status Canceled(const v1::ActionItem& item) {
                                      item.file().path() + " was canceled");
 }
 
+// Whether the request data holds `tag` as one of its tags (separated by spaces, commas,
+// semicolons or newlines).
+bool HasTag(std::string_view data, std::string_view tag) {
+  constexpr std::string_view kSeparators = " \t\n,;";
+  for (size_t start = 0; start < data.size();) {
+    size_t end = data.find_first_of(kSeparators, start);
+    if (end == std::string_view::npos) end = data.size();
+    if (data.substr(start, end - start) == tag) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 ActionOutcome RunAction(const v1::ActionItem& item, ArchiveBackend& backend,
@@ -37,7 +52,9 @@ ActionOutcome RunAction(const v1::ActionItem& item, ArchiveBackend& backend,
       out.status = RestoreFile(path, id, backend, ctl);
       break;
     case v1::REMOVE:
-      out.status = RemoveFile(path, id, backend);
+      // A deleted file's cleanup names the mount point, not the file (it has no path left).
+      out.status = HasTag(item.data(), kUnlinkedTag) ? RemoveCopyOfDeletedFile(path, id, backend)
+                                                      : RemoveFile(path, id, backend);
       break;
     default:
       out.status = Status(Code::kInvalidArgument,

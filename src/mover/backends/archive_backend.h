@@ -42,6 +42,20 @@ class ArchiveBackend {
                      const CopyControl& ctl) = 0;
   // Removes the copy. A copy that is already gone is not an error.
   virtual Status Delete(const std::string& object_ref) = 0;
+
+  // The object reference Put gives (or would give) the copy of `file`, so that a copy can be
+  // found without the file's record (the file was deleted). Backends whose references are not
+  // a function of the file id return Code::kFailedPrecondition.
+  virtual Result<std::string> ObjectRefFor(const hsm::FileId& file) {
+    return Status(Code::kFailedPrecondition,
+                  "this archive backend cannot name the copy of " + file.ToString() + " by its file id");
+  }
+  // Calls `fn` with the reference of every whole copy in the archive (partial copies of Puts
+  // under way are left out), in no particular order. Blocks for the whole walk; for listing
+  // orphaned copies. Backends that cannot list return Code::kFailedPrecondition.
+  virtual Status ListObjects(const std::function<void(const std::string& object_ref)>& fn) {
+    return Status(Code::kFailedPrecondition, "this archive backend cannot list its copies");
+  }
 };
 
 }  // namespace tierflow::mover

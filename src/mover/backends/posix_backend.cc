@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 #include <vector>
 
@@ -23,6 +24,8 @@ namespace tierflow::mover {
 namespace {
 
 constexpr std::string_view kSkippedXattrPrefix = "trusted.tierflow.";
+constexpr std::string_view kTmpSuffix = "_tmp";
+constexpr std::string_view kProbePrefix = ".tierflow-write-probe-";
 
 // Removes a file when it goes out of scope unless Keep() was called.
 class RemoveOnExit {
@@ -61,7 +64,7 @@ Status CheckRoot(const std::string& root) {
                   fmt::format("archive root {} is not a directory; point the posix backend at a directory", root));
   }
   static std::atomic<uint64_t> probe_counter{0};
-  std::string probe = fmt::format("{}/.tierflow-write-probe-{}-{}", root, ::getpid(), probe_counter++);
+  std::string probe = fmt::format("{}/{}{}-{}", root, kProbePrefix, ::getpid(), probe_counter++);
   UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     int err = errno;
@@ -197,7 +200,7 @@ Result<PutResult> PosixBackend::Put(int src_fd, const hsm::FileId& file, const C
   if (!S_ISREG(st.st_mode)) return Status(Code::kInvalidArgument, file.ToString() + " is not a regular file");
   std::string rel = RelativePath(file.fid);
   std::string path = options_.root + "/" + rel;
-  std::string tmp = path + "_tmp";
+  std::string tmp = path + std::string(kTmpSuffix);
   TF_RETURN_IF_ERROR(MakeParents(options_.root, rel));
   UniqueFd dst(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!dst.valid()) return WithHint(Status::FromErrno(errno, "creating archive copy " + tmp));
@@ -256,10 +259,28 @@ Status PosixBackend::Get(const std::string& object_ref, int dst_fd, uint64_t exp
 Status PosixBackend::Delete(const std::string& object_ref) {
   TF_RETURN_IF_ERROR(CheckObjectRef(object_ref));
   std::string path = options_.root + "/" + object_ref;
-  ::unlink((path + "_tmp").c_str());
+  ::unlink((path + std::string(kTmpSuffix)).c_str());
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Status::FromErrno(errno, "removing archive copy " + path);
   }
+  return Status::Ok();
+}
+
+Result<std::string> PosixBackend::ObjectRefFor(const hsm::FileId& file) { return RelativePath(file.fid); }
+
+Status PosixBackend::ListObjects(const std::function<void(const std::string& object_ref)>& fn) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(options_.root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& e = *it;
+    std::error_code type_ec;
+    if (!e.is_regular_file(type_ec) || e.is_symlink(type_ec)) continue;
+    const std::string name = e.path().filename().string();
+    if (name.ends_with(kTmpSuffix) || name.starts_with(kProbePrefix)) continue;
+    fn(e.path().lexically_relative(options_.root).string());
+  }
+  if (ec) return Status::FromErrno(ec.value(), "listing the posix archive " + options_.root);
   return Status::Ok();
 }
 

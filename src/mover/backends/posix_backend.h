@@ -52,6 +52,12 @@ class PosixBackend final : public ArchiveBackend {
              const CopyControl& ctl) override;
   // Also removes a PATH_tmp left by an interrupted Put.
   Status Delete(const std::string& object_ref) override;
+  // RelativePath(file.fid), in this backend's layout (v1 or v2).
+  Result<std::string> ObjectRefFor(const hsm::FileId& file) override;
+  // Every regular file below the root, as a path relative to it, except PATH_tmp files and
+  // the root's write probes. Symbolic links are not followed. An unreadable directory is an
+  // error naming it (the listing would be incomplete).
+  Status ListObjects(const std::function<void(const std::string& object_ref)>& fn) override;
 
   // Path of the copy for `fid` relative to the root; for [0x200000401:0x1:0x0] v1 gives
   // "0001/0000/0401/0000/0002/0000/0x200000401:0x1:0x0" and v2 "0400/0x200000401:0x1:0x0".

@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <filesystem>
+#include <set>
 
 #include "mover/fs/fs_test_support.h"
 #include "mover/fs/unique_fd.h"
@@ -300,6 +302,58 @@ TEST_F(PosixBackendTest, GetSizesTheDestinationToTheCopy) {
   WriteFile(dst, std::string(100, '\0'));
   ASSERT_TRUE(GetInto(*backend_, put->object_ref, dst, put->checksum).ok());
   EXPECT_EQ(ReadFile(dst), "twelve bytes");
+}
+
+TEST_F(PosixBackendTest, ObjectRefForIsWherePutPutsTheCopyInBothLayouts) {
+  std::string src = dir_ / "f";
+  WriteFile(src, "x");
+  auto put = PutFile(*backend_, src);
+  ASSERT_TRUE(put.ok());
+  auto ref = backend_->ObjectRefFor(file_);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  EXPECT_EQ(*ref, put->object_ref);
+  EXPECT_EQ(*ref, "0001/0000/0401/0000/0002/0000/0x200000401:0x1:0x0");
+
+  auto v2 = Open({archive_, /*v2_paths=*/true});
+  ASSERT_NE(v2, nullptr);
+  auto put2 = PutFile(*v2, src);
+  ASSERT_TRUE(put2.ok());
+  auto ref2 = v2->ObjectRefFor(file_);
+  ASSERT_TRUE(ref2.ok());
+  EXPECT_EQ(*ref2, put2->object_ref);
+  EXPECT_EQ(*ref2, "0400/0x200000401:0x1:0x0");
+}
+
+TEST_F(PosixBackendTest, ListObjectsNamesEveryWholeCopyButNoTmpOrProbe) {
+  std::string src = dir_ / "f";
+  WriteFile(src, "x");
+  std::set<std::string> expected;
+  for (uint32_t oid = 1; oid <= 3; ++oid) {
+    hsm::FileId id{file_.fsid, {0x1000 + oid, oid, 0}};
+    UniqueFd fd(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+    auto put = backend_->Put(fd.get(), id, {});
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    expected.insert(put->object_ref);
+  }
+  WriteFile(archive_ + "/" + *expected.begin() + "_tmp", "a Put under way");
+  WriteFile(archive_ + "/.tierflow-write-probe-1-0", "");
+  ASSERT_EQ(::mkdir((archive_ + "/empty-dir").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(src.c_str(), (archive_ + "/link").c_str()), 0);
+  WriteFile(archive_ + "/stray", "not a copy, but a file in the archive");
+  expected.insert("stray");
+
+  std::set<std::string> listed;
+  Status st = backend_->ListObjects([&](const std::string& ref) { listed.insert(ref); });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(listed, expected);
+}
+
+TEST_F(PosixBackendTest, ListingAnArchiveThatWentAwayFailsNamingIt) {
+  ASSERT_EQ(::mkdir((archive_ + "/0001").c_str(), 0755), 0);
+  std::filesystem::remove_all(archive_);
+  Status st = backend_->ListObjects([](const std::string&) {});
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(archive_), std::string::npos) << st.message();
 }
 
 }  // namespace

@@ -4,12 +4,16 @@
 #include "mover/fs/local_fs.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <optional>
+#include <vector>
 
 #include "hsm/hsm_state.h"
 #include "mover/fs/managed_file.h"
@@ -239,7 +243,103 @@ Status LeaseError(const std::string& path, const Status& st) {
   return st.Annotate("releasing " + path);
 }
 
+// ---- deleted files ----
+
+// Kernel file handle types (include/linux/exportfs.h).
+constexpr int kFileIdIno32Gen = 0x01;
+constexpr int kFileIdIno64Gen = 0x81;
+
+std::string FsTypeName(int64_t magic) {
+  switch (magic) {
+    case EXT4_SUPER_MAGIC: return "ext4";
+    case XFS_SUPER_MAGIC: return "xfs";
+    case BTRFS_SUPER_MAGIC: return "btrfs";
+    case TMPFS_MAGIC: return "tmpfs";
+    case NFS_SUPER_MAGIC: return "nfs";
+    default: return fmt::format("type {:#x}", magic);
+  }
+}
+
+// The handle open_by_handle_at needs for `fid` on a filesystem of type `magic`: handle_bytes
+// and handle_type followed by the bytes, as struct file_handle.
+Result<std::vector<char>> HandleFor(const hsm::Fid& fid, int64_t magic, const std::string& id_text) {
+  auto refuse = [&](const std::string& why) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("cannot prove that {} is gone: {}; its archive copy is kept", id_text, why));
+  };
+  if (fid.ver != 0) return refuse("its id is not one of a Linux filesystem's files (ver is not 0)");
+  const bool small = fid.seq <= UINT32_MAX;
+  if (magic != XFS_SUPER_MAGIC && !(magic == EXT4_SUPER_MAGIC && small)) {
+    return refuse(fmt::format("tierflow cannot build a file handle from a file id on {} (only on ext4 and xfs); "
+                              "remove the copy by hand once you are sure the file is gone",
+                              FsTypeName(magic)));
+  }
+  std::vector<char> buf(sizeof(file_handle) + 12);
+  auto* fh = reinterpret_cast<file_handle*>(buf.data());
+  char* bytes = buf.data() + sizeof(file_handle);
+  const uint32_t gen = fid.oid;
+  if (small) {
+    const uint32_t ino = static_cast<uint32_t>(fid.seq);
+    fh->handle_type = kFileIdIno32Gen;
+    fh->handle_bytes = 8;
+    std::memcpy(bytes, &ino, 4);
+    std::memcpy(bytes + 4, &gen, 4);
+  } else {
+    fh->handle_type = kFileIdIno64Gen;
+    fh->handle_bytes = 12;
+    std::memcpy(bytes, &fid.seq, 8);
+    std::memcpy(bytes + 8, &gen, 4);
+  }
+  return buf;
+}
+
+// Ok only if the filesystem at `mount` (the file's, checked by fsid) says no file has `id`.
+Status ProveGone(const std::string& mount, const hsm::FileId& id) {
+  const std::string id_text = "file " + id.ToString();
+  UniqueFd mount_fd(::open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd.valid()) return Status::FromErrno(errno, "opening mount point " + mount);
+  struct statfs sfs;
+  if (::fstatfs(mount_fd.get(), &sfs) != 0) return Status::FromErrno(errno, "reading the filesystem of " + mount);
+  const std::string fsid =
+      FsidString(static_cast<uint32_t>(sfs.f_fsid.__val[0]), static_cast<uint32_t>(sfs.f_fsid.__val[1]));
+  if (fsid != id.fsid) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("cannot prove that {} is gone: {} is filesystem {}, not {}; its archive copy is kept",
+                              id_text, mount, fsid, id.fsid));
+  }
+  auto handle = HandleFor(id.fid, static_cast<int64_t>(sfs.f_type), id_text);
+  if (!handle.ok()) return handle.status();
+  UniqueFd fd(::open_by_handle_at(mount_fd.get(), reinterpret_cast<file_handle*>(handle->data()),
+                                  O_PATH | O_CLOEXEC));
+  if (fd.valid()) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("{} still exists on {} (it has a link or is still open); its archive copy is kept",
+                              id_text, mount));
+  }
+  if (errno == ESTALE) return Status::Ok();
+  Status st = Status::FromErrno(errno, fmt::format("looking {} up by handle on {}", id_text, mount));
+  return Status(Code::kFailedPrecondition, st.message() + "; cannot prove it is gone, so its archive copy is kept",
+                st.sys_errno());
+}
+
 }  // namespace
+
+std::string FsidString(uint32_t val0, uint32_t val1) { return fmt::format("{:08x}{:08x}", val0, val1); }
+
+Result<std::string> FilesystemIdOf(const std::string& path) {
+  struct statfs sfs;
+  if (::statfs(path.c_str(), &sfs) != 0) return Status::FromErrno(errno, "reading the filesystem of " + path);
+  return FsidString(static_cast<uint32_t>(sfs.f_fsid.__val[0]), static_cast<uint32_t>(sfs.f_fsid.__val[1]));
+}
+
+Status RemoveCopyOfDeletedFile(const std::string& mount, const hsm::FileId& expected, ArchiveBackend& backend) {
+  TF_RETURN_IF_ERROR(ProveGone(mount, expected));
+  auto ref = backend.ObjectRefFor(expected);
+  if (!ref.ok()) return ref.status().Annotate("removing the archive copy of deleted file " + expected.ToString());
+  Status st = backend.Delete(*ref);
+  if (!st.ok()) return st.Annotate("removing the archive copy of deleted file " + expected.ToString());
+  return Status::Ok();
+}
 
 Result<hsm::FileId> IdentifyFile(const std::string& path) {
   auto f = ManagedFile::Open(path, O_RDONLY);

@@ -19,6 +19,7 @@
 // watcher on the same filesystem sees the mover's own accesses too and must let them through.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -27,6 +28,12 @@
 #include "mover/fs/hsm_record.h"
 
 namespace tierflow::mover {
+
+// A filesystem id as hsm::FileId::fsid spells it: statfs's f_fsid (or a fanotify event's fsid)
+// as 16 lowercase hex digits, val[0] first.
+std::string FsidString(uint32_t val0, uint32_t val1);
+// The fsid of the filesystem holding `path` (any kind of file).
+Result<std::string> FilesystemIdOf(const std::string& path);
 
 // Stable identity of a regular file: fsid = statfs f_fsid as 16 hex digits, fid = {inode,
 // generation (FS_IOC_GETVERSION, 0 where unsupported), 0}. A path that is missing, a directory
@@ -108,5 +115,21 @@ Status RecordError(const std::string& path, const Status& error);
 // does, with hsm::ApplyUserFlags's rules and errors. Creates the record if the file has none.
 // Keeps a clean archived file releasable (the write is sealed, see CtimeSeal in hsm_record.h).
 Status SetHsmFlags(const std::string& path, uint32_t set, uint32_t clear);
+
+// The request-data tag that marks a REMOVE as the cleanup of a deleted file (the tracker's
+// remove_archive_on_last_unlink): the mover runs RemoveCopyOfDeletedFile for it.
+inline constexpr char kUnlinkedTag[] = "tierflow.unlinked=1";
+
+// Removal of the archive copy of a file that no longer exists (its last link went away, so it
+// has no record left to say where the copy is). Deletes backend.ObjectRefFor(expected) only
+// once it is proven that no file with that id exists on the filesystem mounted at `mount`:
+// a file handle is built from the id (ext4/xfs FILEID_INO32_GEN for 32-bit inode numbers, xfs
+// FILEID_INO64_GEN otherwise) and open_by_handle_at must fail with ESTALE. Anything else is
+// refused with kFailedPrecondition and a message naming the id and why: the file still exists
+// (linked or open somewhere), `mount` is another filesystem, or the filesystem's handles
+// cannot be built from an id (btrfs needs the subvolume). A copy already gone is success.
+// Needs CAP_DAC_READ_SEARCH (root).
+Status RemoveCopyOfDeletedFile(const std::string& mount, const hsm::FileId& expected,
+                               ArchiveBackend& backend);
 
 }  // namespace tierflow::mover
