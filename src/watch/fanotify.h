@@ -92,7 +92,7 @@ Result<std::vector<FidEvent>> ParseFidEvents(std::string_view buf);
 
 // The tierflow file id of a handle: ext4/xfs FILEID_INO32_GEN (1: u32 ino, u32 gen), xfs
 // 64-bit inodes (0x81: u64 ino, u32 gen), btrfs (0x4d/0x4e: u64 objectid, u64 root, u32 gen).
-// Others are Code::kUnimplemented.
+// Others are Code::kFailedPrecondition naming the type (Code has no "unimplemented").
 Result<hsm::Fid> FidFromHandle(int32_t handle_type, std::string_view handle);
 // open_by_handle_at on the filesystem of `mount_fd`; a file that no longer exists is
 // Code::kNotFound ("stale").

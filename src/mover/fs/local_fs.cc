@@ -326,12 +326,6 @@ Status ProveGone(const std::string& mount, const hsm::FileId& id) {
 
 std::string FsidString(uint32_t val0, uint32_t val1) { return fmt::format("{:08x}{:08x}", val0, val1); }
 
-Result<std::string> FilesystemIdOf(const std::string& path) {
-  struct statfs sfs;
-  if (::statfs(path.c_str(), &sfs) != 0) return Status::FromErrno(errno, "reading the filesystem of " + path);
-  return FsidString(static_cast<uint32_t>(sfs.f_fsid.__val[0]), static_cast<uint32_t>(sfs.f_fsid.__val[1]));
-}
-
 Status RemoveCopyOfDeletedFile(const std::string& mount, const hsm::FileId& expected, ArchiveBackend& backend) {
   TF_RETURN_IF_ERROR(ProveGone(mount, expected));
   auto ref = backend.ObjectRefFor(expected);

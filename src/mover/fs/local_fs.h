@@ -32,8 +32,6 @@ namespace tierflow::mover {
 // A filesystem id as hsm::FileId::fsid spells it: statfs's f_fsid (or a fanotify event's fsid)
 // as 16 lowercase hex digits, val[0] first.
 std::string FsidString(uint32_t val0, uint32_t val1);
-// The fsid of the filesystem holding `path` (any kind of file).
-Result<std::string> FilesystemIdOf(const std::string& path);
 
 // Stable identity of a regular file: fsid = statfs f_fsid as 16 hex digits, fid = {inode,
 // generation (FS_IOC_GETVERSION, 0 where unsupported), 0}. A path that is missing, a directory
