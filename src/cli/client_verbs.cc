@@ -1,20 +1,27 @@
 // The client verbs: archive, restore, remove (submitted to the coordinator, optionally waited
-// for), release and state (local only), cancel, status, lock and unlock.
+// for), release, state and orphans (local only), cancel, status, lock and unlock.
 #include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "cli/cli_app.h"
 #include "cli/coordinator_client.h"
 #include "cli/file_walk.h"
+#include "cli/json_writer.h"
 #include "cli/output.h"
 #include "cli/request_plan.h"
+#include "hsm/hsm_state.h"
+#include "mover/backends/posix_backend.h"
 #include "mover/fs/local_fs.h"
+#include "watch/filesystem_id.h"
+#include "watch/watcher.h"
 #include "wire/convert.h"
 
 namespace tierflow::cli {
@@ -33,6 +40,16 @@ struct ClientArgs {
   uint32_t archive_id = 0;
   std::string data;
   uint32_t limit = 50;
+  std::vector<std::string> set_flags;    // state --set
+  std::vector<std::string> clear_flags;  // state --clear
+};
+
+struct OrphanArgs {
+  std::string fs;
+  std::string archive;
+  bool v2 = false;
+  uint32_t archive_id = 1;
+  bool json = false;
 };
 
 std::string UserName() {
@@ -197,14 +214,47 @@ int RunSubmitVerb(hsm::Action action, const ClientArgs& a) {
 
 // ---- release / state (local) ----
 
+// Lets this process's punches pass the holder of each filesystem it releases files on (a
+// pre-content watcher would otherwise see the punch of a file whose record already says
+// released and hold it for a restore). One pass per filesystem; a filesystem whose holder
+// refuses the pass is reported once and its files are not released.
+class HolderPasses {
+ public:
+  Status For(const std::string& path) {
+    auto fsid = watch::FilesystemIdOf(path);
+    if (!fsid.ok()) return fsid.status();
+    auto it = passes_.find(*fsid);
+    if (it == passes_.end()) {
+      Status pass = watch::EnsureHolderPass(*fsid);
+      if (!pass.ok()) {
+        pass = Status(pass.code(),
+                      fmt::format("no trusted passage through the fanotify holder of filesystem {} "
+                                  "({}); files on it are not released, since the holder would hold "
+                                  "the release's own I/O",
+                                  *fsid, pass.message()),
+                      pass.sys_errno());
+        PrintError(pass);
+      }
+      it = passes_.emplace(*fsid, pass).first;
+    }
+    if (it->second.ok()) return it->second;
+    return Status(it->second.code(), "no holder pass for its filesystem " + *fsid);
+  }
+
+ private:
+  std::map<std::string, Status> passes_;
+};
+
 int RunRelease(const ClientArgs& a) {
   int failures = 0;
   WalkResult walk = ExpandPaths(a.paths);
   for (const Status& e : walk.errors) PrintError(e);
   failures += static_cast<int>(walk.errors.size());
   int released = 0;
+  HolderPasses passes;
   for (const std::string& p : walk.files) {
-    Status st = mover::ReleaseFile(p);
+    Status st = passes.For(p);
+    if (st.ok()) st = mover::ReleaseFile(p);
     if (st.ok()) {
       ++released;
       continue;
@@ -216,21 +266,147 @@ int RunRelease(const ClientArgs& a) {
   return failures > 0 ? kExitFailed : kExitOk;
 }
 
-int RunState(const ClientArgs& a) {
+void PrintState(const LocalFile& f, bool json) {
+  const uint32_t states = EffectiveStates(f.state);
+  if (json) {
+    std::printf("%s\n", FormatStateJson(f.path, f.state, states).c_str());
+    return;
+  }
+  const uint32_t archive_id = f.state.has_record ? f.state.record.archive_id : 0;
+  std::printf("%s\n", FormatStateLine(f.path, states, archive_id).c_str());
+  std::string err = FormatLastErrorLine(f.path, f.state);
+  if (!err.empty()) std::printf("%s\n", err.c_str());
+}
+
+// The state bits named in `names` (already split at commas). An unknown name is a usage error.
+Result<uint32_t> ParseFlagNames(const std::vector<std::string>& names, const char* option) {
+  uint32_t bits = 0;
+  for (const std::string& n : names) {
+    auto bit = hsm::ParseStateName(n);
+    if (!bit) {
+      return Status(Code::kInvalidArgument,
+                    fmt::format("{}: unknown HSM flag '{}'; the flags are norelease, noarchive and "
+                                "dirty",
+                                option, n));
+    }
+    bits |= *bit;
+  }
+  return bits;
+}
+
+// state --set/--clear: lfs hsm_set/hsm_clear. Prints each file's state after the change.
+int RunSetFlags(const ClientArgs& a) {
+  auto set = ParseFlagNames(a.set_flags, "--set");
+  auto clear = ParseFlagNames(a.clear_flags, "--clear");
+  for (const auto* r : {&set, &clear}) {
+    if (!r->ok()) {
+      PrintError(r->status());
+      return kExitUsage;
+    }
+  }
+  // Bits a user may never change, or a bit both set and cleared, are refused before any file
+  // is touched: from exists|archived every user-settable change is a valid state, so only
+  // those rules can fail here.
+  auto allowed = hsm::ApplyUserFlags(hsm::kStateExists | hsm::kStateArchived, *set, *clear);
+  if (!allowed.ok()) {
+    PrintError(allowed.status());
+    return kExitFailed;
+  }
   int failures = 0;
-  std::vector<LocalFile> files = LoadFiles(a.paths, &failures);
-  for (const LocalFile& f : files) {
-    const uint32_t states = EffectiveStates(f.state);
-    if (a.json) {
-      std::printf("%s\n", FormatStateJson(f.path, f.state, states).c_str());
+  WalkResult walk = ExpandPaths(a.paths);
+  for (const Status& e : walk.errors) PrintError(e);
+  failures += static_cast<int>(walk.errors.size());
+  for (const std::string& p : walk.files) {
+    Status st = mover::SetHsmFlags(p, *set, *clear);
+    if (!st.ok()) {
+      PrintError(NameFile(p, st).Annotate("cannot change the HSM flags"));
+      ++failures;
       continue;
     }
-    const uint32_t archive_id = f.state.has_record ? f.state.record.archive_id : 0;
-    std::printf("%s\n", FormatStateLine(f.path, states, archive_id).c_str());
-    std::string err = FormatLastErrorLine(f.path, f.state);
-    if (!err.empty()) std::printf("%s\n", err.c_str());
+    auto now = mover::GetFileState(p);
+    if (now.ok()) PrintState({p, std::move(now).value()}, a.json);
   }
   return failures > 0 ? kExitFailed : kExitOk;
+}
+
+int RunState(const ClientArgs& a) {
+  if (!a.set_flags.empty() || !a.clear_flags.empty()) return RunSetFlags(a);
+  int failures = 0;
+  std::vector<LocalFile> files = LoadFiles(a.paths, &failures);
+  for (const LocalFile& f : files) PrintState(f, a.json);
+  return failures > 0 ? kExitFailed : kExitOk;
+}
+
+// ---- orphans (local) ----
+
+// The archive copies of `a.archive` that no file under `a.fs` refers to in archive id
+// `a.archive_id`. Fails if any file could not be examined: it might refer to a listed copy.
+int RunOrphans(const OrphanArgs& a) {
+  auto backend = mover::PosixBackend::Open({AbsolutePath(a.archive), a.v2});
+  if (!backend.ok()) {
+    PrintError(backend.status());
+    return kExitFailed;
+  }
+  int failures = 0;
+  std::vector<LocalFile> files = LoadFiles({a.fs}, &failures);
+  std::set<std::string> referenced;
+  for (const LocalFile& f : files) {
+    const mover::HsmRecord& r = f.state.record;
+    if (f.state.has_record && r.archive_id == a.archive_id && !r.object_ref.empty()) {
+      referenced.insert(r.object_ref);
+    }
+  }
+  if (failures > 0) {
+    PrintError(
+        fmt::format("{} files under {} could not be examined; not listing orphans, since "
+                    "one of them may refer to a copy",
+                    failures, a.fs));
+    return kExitFailed;
+  }
+  std::vector<std::string> orphans;
+  uint64_t copies = 0;
+  Status listed = (*backend)->ListObjects([&](const std::string& ref) {
+    ++copies;
+    if (!referenced.contains(ref)) orphans.push_back(ref);
+  });
+  if (!listed.ok()) {
+    PrintError(listed);
+    return kExitFailed;
+  }
+  std::sort(orphans.begin(), orphans.end());
+  auto fid_of = [](const std::string& ref) -> std::string {
+    auto fid = hsm::Fid::Parse(ref.substr(ref.rfind('/') + 1));
+    return fid.ok() ? fid->ToString() : "";
+  };
+  if (a.json) {
+    JsonWriter w;
+    w.BeginObject().Key("fs").String(a.fs).Key("archive").String(a.archive);
+    w.Key("archive_id").Uint(a.archive_id).Key("copies").Uint(copies);
+    w.Key("orphans").BeginArray();
+    for (const std::string& ref : orphans) {
+      w.BeginObject().Key("object_ref").String(ref).Key("fid");
+      std::string fid = fid_of(ref);
+      if (fid.empty()) {
+        w.Null();
+      } else {
+        w.String(fid);
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return kExitOk;
+  }
+  for (const std::string& ref : orphans) {
+    std::string fid = fid_of(ref);
+    std::printf("%s%s%s\n", ref.c_str(), fid.empty() ? "" : " ", fid.c_str());
+  }
+  std::printf(
+      "orphans: %zu of %llu archive copies in %s are referred to by no file under %s in archive "
+      "id %u (copies of files on other filesystems sharing this archive are listed too)\n",
+      orphans.size(), static_cast<unsigned long long>(copies), a.archive.c_str(), a.fs.c_str(),
+      a.archive_id);
+  return kExitOk;
 }
 
 // ---- cancel / status / lock ----
@@ -352,11 +528,34 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   commands->push_back({c, [can] { return RunCancel(*can); }});
 
   auto sta = std::make_shared<ClientArgs>();
-  CLI::App* s = app.add_subcommand("state", "show the HSM state of files (local)");
+  CLI::App* s = app.add_subcommand("state", "show (or set) the HSM state of files (local)");
   s->add_flag("--json", sta->json, "one JSON object per file and line");
+  s->add_option("--set", sta->set_flags,
+                "set flags (lfs hsm_set): norelease, noarchive, dirty; comma-separated")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  s->add_option("--clear", sta->clear_flags, "clear flags (lfs hsm_clear); comma-separated")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   AddUnusedCoordinatorOption(s, sta.get());
   AddPaths(s, sta.get());
   commands->push_back({s, [sta] { return RunState(*sta); }});
+
+  auto orp = std::make_shared<OrphanArgs>();
+  CLI::App* o = app.add_subcommand(
+      "orphans", "list archive copies that no file of a filesystem refers to (local)");
+  o->add_option("--fs", orp->fs, "mount point (or directory) whose files are walked")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  o->add_option("--archive", orp->archive, "root of the posix archive")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  o->add_flag("--v2", orp->v2, "the archive uses lhsmtool_posix v2 paths");
+  o->add_option("--archive-id", orp->archive_id, "archive id the archive serves")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, std::numeric_limits<uint32_t>::max()));
+  o->add_flag("--json", orp->json, "one JSON document");
+  commands->push_back({o, [orp] { return RunOrphans(*orp); }});
 
   auto stu = std::make_shared<ClientArgs>();
   CLI::App* st = app.add_subcommand("status", "show the coordinator's queues, movers and warnings");

@@ -199,7 +199,10 @@ std::string DescribeChange(const HsmRecord& r, const VersionStamp& now) {
   if (now.size != r.stamp.size) return fmt::format("size {} -> {}", r.stamp.size, now.size);
   if (now.mtime_ns != r.stamp.mtime_ns) return "its mtime changed";
   if (now.generation != r.stamp.generation) return "its inode generation changed";
-  if (!r.seal.sealed()) return "it was open for writing when it was archived, so the copy may not match";
+  if (!r.seal.sealed()) {
+    return "nothing proves the copy matches it: it was open for writing when it was archived, or "
+           "was marked dirty since";
+  }
   return "its ctime moved past the archive's record";
 }
 

@@ -1,0 +1,166 @@
+// The user's HSM flags, orphaned archive copies and the removal of a deleted file's copy, on
+// real processes: a coordinator and a mover on loopback, driven by the tierflow command (and,
+// for the deleted file, by the REMOVE request the watching mover submits).
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hsm/hsm_state.h"
+#include "mover/fs/hsm_record.h"
+#include "mover/fs/local_fs.h"
+#include "support/cluster.h"
+#include "support/tree.h"
+#include "tierflow.grpc.pb.h"
+#include "watch/unlink.h"
+
+namespace tierflow::testing {
+namespace {
+
+std::string Describe(const CommandResult& r) {
+  return "exit=" + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+class FlagsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_.StartCoordinator();
+    cluster_.StartMover("m1");
+  }
+  std::string P(const std::string& rel) { return cluster_.fs() + "/" + rel; }
+  CommandResult MustRun(std::vector<std::string> args) {
+    CommandResult r = cluster_.Client(args);
+    EXPECT_EQ(r.exit_code, 0) << Describe(r) << "\n" << cluster_.Logs();
+    return r;
+  }
+  std::string CopyOf(const std::string& path) {
+    auto st = mover::GetFileState(path);
+    EXPECT_TRUE(st.ok());
+    return cluster_.archive() + "/" + st->record.object_ref;
+  }
+
+  Cluster cluster_;
+};
+
+TEST_F(FlagsTest, NoarchiveRefusesArchiveAndNoreleaseRefusesRelease) {
+  WriteFile(P("f"), 5000, 1);
+  MustRun({"state", "--set", "noarchive,norelease", P("f")});
+  CommandResult r = cluster_.Client({"archive", "--wait", P("f")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("noarchive"), std::string::npos) << Describe(r);
+
+  MustRun({"state", "--clear", "noarchive", P("f")});
+  MustRun({"archive", "--wait", P("f")});
+  r = cluster_.Client({"release", P("f")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("norelease"), std::string::npos) << Describe(r);
+  EXPECT_TRUE(HasData(P("f")));
+
+  MustRun({"state", "--clear", "norelease", P("f")});
+  MustRun({"release", P("f")});
+  EXPECT_FALSE(HasData(P("f")));
+}
+
+TEST_F(FlagsTest, BadFlagsAreUsageErrorsAndRuleBreaksAreRefusals) {
+  WriteFile(P("f"), 100, 1);
+  CommandResult r = cluster_.Client({"state", "--set", "sticky", P("f")});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_NE(r.err.find("sticky"), std::string::npos) << Describe(r);
+  r = cluster_.Client({"state", "--set", "dirty", P("f")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("dirty requires exists"), std::string::npos) << Describe(r);
+  r = cluster_.Client({"state", "--set", "lost", P("f")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("not user-settable"), std::string::npos) << Describe(r);
+}
+
+TEST_F(FlagsTest, ALostFileRefusesRestore) {
+  WriteFile(P("f"), 5000, 1);
+  MustRun({"archive", "--wait", P("f")});
+  MustRun({"release", P("f")});
+  // lost is set by the archive's administrator tools, never by users: edit the record.
+  char buf[8192];
+  ssize_t n = ::getxattr(P("f").c_str(), mover::kRecordXattr, buf, sizeof(buf));
+  ASSERT_GT(n, 0);
+  auto rec = mover::DecodeRecord(std::string_view(buf, static_cast<size_t>(n)));
+  ASSERT_TRUE(rec.ok());
+  rec->states |= hsm::kStateLost;
+  std::string bytes = mover::EncodeRecord(*rec);
+  ASSERT_EQ(::setxattr(P("f").c_str(), mover::kRecordXattr, bytes.data(), bytes.size(), 0), 0);
+
+  CommandResult r = cluster_.Client({"restore", "--wait", P("f")});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("lost"), std::string::npos) << Describe(r);
+  EXPECT_FALSE(HasData(P("f"))) << "a lost file stays released";
+}
+
+TEST_F(FlagsTest, OrphansListsTheCopiesOfDeletedFiles) {
+  WriteFile(P("keep"), 1000, 1);
+  WriteFile(P("gone"), 1000, 2);
+  MustRun({"archive", "--wait", P("keep"), P("gone")});
+  auto gone = mover::IdentifyFile(P("gone"));
+  ASSERT_TRUE(gone.ok());
+  const std::string ref = CopyOf(P("gone")).substr(cluster_.archive().size() + 1);
+  ASSERT_EQ(::unlink(P("gone").c_str()), 0);
+
+  CommandResult r = MustRun({"orphans", "--fs", cluster_.fs(), "--archive", cluster_.archive()});
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), ref + " " + gone->fid.ToString()) << Describe(r);
+  EXPECT_NE(r.out.find("orphans: 1 of 2 archive copies"), std::string::npos) << Describe(r);
+}
+
+// The REMOVE that a watching mover submits for a file whose last link went away: the mover
+// deletes the copy once the filesystem proves the file is gone, and keeps it otherwise.
+TEST_F(FlagsTest, TheRemoveRequestOfADeletedFileDeletesItsCopy) {
+  WriteFile(P("gone"), 1000, 1);
+  WriteFile(P("alive"), 1000, 2);
+  MustRun({"archive", "--wait", P("gone"), P("alive")});
+  auto gone = mover::IdentifyFile(P("gone"));
+  auto alive = mover::IdentifyFile(P("alive"));
+  ASSERT_TRUE(gone.ok() && alive.ok());
+  const std::string gone_copy = CopyOf(P("gone")), alive_copy = CopyOf(P("alive"));
+  ASSERT_EQ(::unlink(P("gone").c_str()), 0);
+
+  auto stub = v1::Coordinator::NewStub(
+      grpc::CreateChannel(cluster_.address(), grpc::InsecureChannelCredentials()));
+  v1::SubmitRequest submit;
+  *submit.add_requests() = watch::UnlinkedRemoveSpec(*gone, cluster_.fs());
+  *submit.add_requests() = watch::UnlinkedRemoveSpec(*alive, cluster_.fs());
+  v1::SubmitReply reply;
+  grpc::ClientContext submit_ctx;
+  submit_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ASSERT_TRUE(stub->Submit(&submit_ctx, submit, &reply).ok());
+  ASSERT_EQ(reply.accepted_size(), 2);
+
+  v1::WaitRequest wait;
+  for (const v1::Accepted& a : reply.accepted()) wait.add_ids(a.id());
+  grpc::ClientContext wait_ctx;
+  wait_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub->Wait(&wait_ctx, wait);
+  std::map<uint64_t, v1::RequestInfo> last;
+  v1::WaitUpdate update;
+  while (stream->Read(&update)) {
+    for (const v1::RequestInfo& info : update.requests()) last[info.id()] = info;
+  }
+  ASSERT_EQ(last.size(), 2u) << cluster_.Logs();
+  const v1::RequestInfo& removed = last[reply.accepted(0).id()];
+  const v1::RequestInfo& kept = last[reply.accepted(1).id()];
+  EXPECT_EQ(removed.state(), v1::SUCCEEDED) << removed.error() << "\n" << cluster_.Logs();
+  EXPECT_FALSE(Exists(gone_copy));
+  EXPECT_EQ(kept.state(), v1::FAILED);
+  EXPECT_NE(kept.error().find("still exists"), std::string::npos) << kept.error();
+  EXPECT_TRUE(Exists(alive_copy));
+}
+
+}  // namespace
+}  // namespace tierflow::testing
