@@ -10,14 +10,18 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hsm/hsm_state.h"
+#include "mover/backends/posix_backend.h"
 #include "mover/fs/hsm_record.h"
 #include "mover/fs/local_fs.h"
+#include "mover/fs/loop_mount_test_support.h"
 #include "support/cluster.h"
 #include "support/tree.h"
 #include "tierflow.grpc.pb.h"
+#include "watch/holder.h"
 #include "watch/unlink.h"
 
 namespace tierflow::testing {
@@ -160,6 +164,47 @@ TEST_F(FlagsTest, TheRemoveRequestOfADeletedFileDeletesItsCopy) {
   EXPECT_EQ(kept.state(), v1::FAILED);
   EXPECT_NE(kept.error().find("still exists"), std::string::npos) << kept.error();
   EXPECT_TRUE(Exists(alive_copy));
+}
+
+// On a filesystem whose fanotify holder watches it, release's own punch must pass the holder:
+// the record already says released when the punch starts, so without a pass the holder would
+// hold the punch for a restore that no watcher is there to run, and release would hang.
+// Known cost: the holder cannot read the punch's event while release holds its write lease
+// (opening the event's descriptor breaks the lease), so today the punch waits for the kernel's
+// lease-break-time (45 s by default) before it passes.
+TEST(FlagsHolderTest, ReleasePassesTheHolderOfAWatchedFilesystem) {
+  mover::testing::LoopMount fs("ext4");
+  ASSERT_TRUE(fs.ok());
+  TempDir run, archive;
+  ASSERT_EQ(::setenv("TIERFLOW_RUN_DIR", run.path().c_str(), 1), 0);
+  auto holder = watch::Holder::Start({fs.path(), ""});
+  ASSERT_TRUE(holder.ok()) << holder.status().ToString();
+  std::thread serve([h = holder->get()] { h->Run(); });
+  struct StopHolder {  // also when an assertion below returns early
+    watch::Holder* h;
+    std::thread* t;
+    ~StopHolder() {
+      h->Stop();
+      t->join();
+      ::unsetenv("TIERFLOW_RUN_DIR");
+    }
+  } stop{holder->get(), &serve};
+
+  const std::string f = fs / "f";
+  WriteFile(f, 100000, 7);
+  auto backend = mover::PosixBackend::Open({archive.path()});
+  ASSERT_TRUE(backend.ok());
+  auto id = mover::IdentifyFile(f);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(mover::ArchiveFile(f, *id, 1, **backend, {}).ok());
+
+  CommandResult r =
+      ::tierflow::testing::Run({TierflowBinary(), "release", f}, std::chrono::seconds(60),
+                               {"TIERFLOW_RUN_DIR=" + run.path()});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  auto state = mover::GetFileState(f);  // the record only: reading the data would wait
+  ASSERT_TRUE(state.ok());
+  EXPECT_NE(state->record.states & hsm::kStateReleased, 0u);
 }
 
 }  // namespace
