@@ -45,7 +45,14 @@ inline constexpr uint32_t FanDenyErrno(int err) {
 // needed (an ext4, xfs or btrfs filesystem and a 6.14+ kernel).
 Result<std::string> CheckWatchableFilesystem(const std::string& mount);
 
-// A pre-content group (O_RDWR|O_LARGEFILE event fds, close-on-exec, nonblocking when asked).
+// A pre-content group (O_RDONLY|O_NONBLOCK|O_LARGEFILE event fds, close-on-exec, the group
+// nonblocking when asked). Read-only on purpose: with writable event fds the kernel (6.18)
+// drops a file's ignore mark again at once, and a writable event fd held while a restore
+// commits keeps the commit's read lease (and so the seal) out. O_NONBLOCK because the kernel
+// opens each event's fd against the file's leases: an access by a process under its own write
+// lease (a release punching) would make the reader of the group wait for that lease to break
+// (45 s), stalling every access to the filesystem; nonblocking, the kernel denies that one
+// access (EPERM) at once instead.
 // Errors say that CAP_SYS_ADMIN and a 6.14+ kernel are needed.
 Result<UniqueFd> InitPreContentGroup(bool nonblocking);
 // Marks the whole filesystem holding `mount` for FAN_PRE_ACCESS (after CheckWatchableFilesystem).

@@ -14,6 +14,8 @@
 // the same way and receives the events of released files; at most one watcher is connected.
 #pragma once
 
+#include <sys/un.h>
+
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -58,6 +60,9 @@ Result<HolderMessage> DecodeMessage(std::string_view bytes);
 // Where the holder of filesystem `fsid` listens: $TIERFLOW_RUN_DIR (default /run/tierflow)
 // + "/holder-" + fsid + ".sock".
 std::string HolderSocketPath(const std::string& fsid);
+// The unix address of `socket_path`; Code::kInvalidArgument (naming TIERFLOW_RUN_DIR) when it
+// does not fit in sun_path.
+Result<sockaddr_un> HolderSocketAddress(const std::string& socket_path);
 
 // Sends one message, with `fd` attached when >= 0. EPIPE/ECONNRESET are Code::kUnavailable.
 Status SendMessage(int sock, const HolderMessage& msg, int fd = -1);
