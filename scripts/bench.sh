@@ -8,3 +8,7 @@ if [ -x "$build/coordinator_bench" ]; then
   echo "== coordinator throughput, instant movers"
   "$build/coordinator_bench"
 fi
+if [ -x "$build/watch_bench" ]; then
+  echo "== transparent restore latency and watched-read overhead"
+  "$build/watch_bench"
+fi

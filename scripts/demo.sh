@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: runs tierflow on embedded defaults — one `tierflow up` process (coordinator with its
-# SQLite journal plus one mover with a local directory archive) — and walks a small tree of files
-# through archive, release, restore and remove, printing what happens at each step.
+# SQLite journal plus one mover with a local directory archive) on a small loop-mounted ext4
+# filesystem, and walks a tree of files through archive, release, restore (explicit, then
+# transparent: a plain read of a released file brings it back) and remove.
 set -euo pipefail
 bin=$(realpath "${1:-build/tierflow}")
 work=$(mktemp -d /var/tmp/tierflow-demo.XXXXXX)
@@ -10,6 +11,8 @@ export TIERFLOW_COORDINATOR=127.0.0.1:$port
 up_pid=
 cleanup() {
   [ -n "$up_pid" ] && kill "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null || true
+  # The filesystem's holder notices the unmount and exits.
+  mountpoint -q "$work/fs" && umount -l "$work/fs"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -17,7 +20,13 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
-mkdir -p "$work/fs/projects/climate" "$work/fs/projects/genome" "$work/archive"
+mkdir -p "$work/fs" "$work/archive"
+step "A 512 MiB ext4 filesystem on a loop device at $work/fs"
+truncate -s 512M "$work/fs.img"
+mkfs.ext4 -q -F -I 256 "$work/fs.img"
+mount -o loop "$work/fs.img" "$work/fs"
+export TIERFLOW_RUN_DIR=$work/run
+mkdir -p "$work/fs/projects/climate" "$work/fs/projects/genome"
 step "A small tree of files in $work/fs"
 head -c 3000000 /dev/urandom > "$work/fs/projects/climate/run-001.nc"
 head -c 700000 /dev/urandom > "$work/fs/projects/climate/run-002.nc"
@@ -56,6 +65,19 @@ if cmp -s "$work/before.sha256" "$work/after.sha256"; then
   echo "every byte restored: checksums match the originals"
 else
   echo "MISMATCH after restore"; diff "$work/before.sha256" "$work/after.sha256"; exit 1
+fi
+
+step "Release again, then just read: the first access brings each file back"
+show "$bin" release "$work/fs"
+show du -sh "$work/fs"
+show sha256sum "$work/fs/projects/climate/run-001.nc"
+grep run-001 "$work/before.sha256"
+show "$bin" state "$work/fs/projects/climate/run-001.nc"
+(cd "$work/fs" && find . -type f -exec sha256sum {} + | sort -k2) > "$work/after2.sha256"
+if cmp -s "$work/before.sha256" "$work/after2.sha256"; then
+  echo "every file read back on access: checksums match the originals"
+else
+  echo "MISMATCH after transparent restore"; diff "$work/before.sha256" "$work/after2.sha256"; exit 1
 fi
 
 step "Remove the archive copy of one file"

@@ -63,10 +63,60 @@ Status NameFile(const std::string& path, const Status& status) {
   return status.Annotate(path);
 }
 
+// Lets this process's own accesses pass the fanotify holder of each filesystem it works on:
+// opening a file to read its record, a release's punch. Without a pass the holder would hold
+// an open of a released file for a restore. One pass per filesystem; a filesystem whose holder
+// refuses the pass is reported once and its files are skipped.
+class HolderPasses {
+ public:
+  Status For(const std::string& path) {
+    auto fsid = watch::FilesystemIdOf(path);
+    if (!fsid.ok()) return fsid.status();
+    auto it = passes_.find(*fsid);
+    if (it == passes_.end()) {
+      Status pass = watch::EnsureHolderPass(*fsid);
+      if (!pass.ok()) {
+        pass = Status(pass.code(),
+                      fmt::format("no trusted passage through the fanotify holder of filesystem {} "
+                                  "({}); its files are skipped, since the holder would hold this "
+                                  "command's own accesses",
+                                  *fsid, pass.message()),
+                      pass.sys_errno());
+        PrintError(pass);
+      }
+      it = passes_.emplace(*fsid, pass).first;
+    }
+    if (it->second.ok()) return it->second;
+    return Status(it->second.code(), "no holder pass for its filesystem " + *fsid);
+  }
+
+ private:
+  std::map<std::string, Status> passes_;
+};
+
+// ExpandPaths, with a holder pass taken for the filesystem of every file found; files whose
+// filesystem's holder refuses one are moved to the errors.
+WalkResult WalkManaged(const std::vector<std::string>& paths) {
+  WalkResult walk = ExpandPaths(paths);
+  HolderPasses passes;
+  std::vector<std::string> files;
+  files.reserve(walk.files.size());
+  for (std::string& p : walk.files) {
+    Status st = passes.For(p);
+    if (st.ok()) {
+      files.push_back(std::move(p));
+    } else {
+      walk.errors.push_back(NameFile(p, st));
+    }
+  }
+  walk.files = std::move(files);
+  return walk;
+}
+
 // The files behind the PATH arguments, with their local HSM state. Problems are printed and
 // counted in *failures.
 std::vector<LocalFile> LoadFiles(const std::vector<std::string>& paths, int* failures) {
-  WalkResult walk = ExpandPaths(paths);
+  WalkResult walk = WalkManaged(paths);
   for (const Status& e : walk.errors) PrintError(e);
   *failures += static_cast<int>(walk.errors.size());
   std::vector<LocalFile> files;
@@ -214,47 +264,14 @@ int RunSubmitVerb(hsm::Action action, const ClientArgs& a) {
 
 // ---- release / state (local) ----
 
-// Lets this process's punches pass the holder of each filesystem it releases files on (a
-// pre-content watcher would otherwise see the punch of a file whose record already says
-// released and hold it for a restore). One pass per filesystem; a filesystem whose holder
-// refuses the pass is reported once and its files are not released.
-class HolderPasses {
- public:
-  Status For(const std::string& path) {
-    auto fsid = watch::FilesystemIdOf(path);
-    if (!fsid.ok()) return fsid.status();
-    auto it = passes_.find(*fsid);
-    if (it == passes_.end()) {
-      Status pass = watch::EnsureHolderPass(*fsid);
-      if (!pass.ok()) {
-        pass = Status(pass.code(),
-                      fmt::format("no trusted passage through the fanotify holder of filesystem {} "
-                                  "({}); files on it are not released, since the holder would hold "
-                                  "the release's own I/O",
-                                  *fsid, pass.message()),
-                      pass.sys_errno());
-        PrintError(pass);
-      }
-      it = passes_.emplace(*fsid, pass).first;
-    }
-    if (it->second.ok()) return it->second;
-    return Status(it->second.code(), "no holder pass for its filesystem " + *fsid);
-  }
-
- private:
-  std::map<std::string, Status> passes_;
-};
-
 int RunRelease(const ClientArgs& a) {
   int failures = 0;
-  WalkResult walk = ExpandPaths(a.paths);
+  WalkResult walk = WalkManaged(a.paths);
   for (const Status& e : walk.errors) PrintError(e);
   failures += static_cast<int>(walk.errors.size());
   int released = 0;
-  HolderPasses passes;
   for (const std::string& p : walk.files) {
-    Status st = passes.For(p);
-    if (st.ok()) st = mover::ReleaseFile(p);
+    Status st = mover::ReleaseFile(p);
     if (st.ok()) {
       ++released;
       continue;
@@ -307,17 +324,18 @@ int RunSetFlags(const ClientArgs& a) {
   // Bits a user may never change, or a bit both set and cleared, are refused before any file
   // is touched: from exists|archived every user-settable change is a valid state, so only
   // those rules can fail here.
-  auto allowed = hsm::ApplyUserFlags(hsm::kStateExists | hsm::kStateArchived, *set, *clear);
+  const bool admin = ::geteuid() == 0;
+  auto allowed = hsm::ApplyUserFlags(hsm::kStateExists | hsm::kStateArchived, *set, *clear, admin);
   if (!allowed.ok()) {
     PrintError(allowed.status());
     return kExitFailed;
   }
   int failures = 0;
-  WalkResult walk = ExpandPaths(a.paths);
+  WalkResult walk = WalkManaged(a.paths);
   for (const Status& e : walk.errors) PrintError(e);
   failures += static_cast<int>(walk.errors.size());
   for (const std::string& p : walk.files) {
-    Status st = mover::SetHsmFlags(p, *set, *clear);
+    Status st = mover::SetHsmFlags(p, *set, *clear, admin);
     if (!st.ok()) {
       PrintError(NameFile(p, st).Annotate("cannot change the HSM flags"));
       ++failures;
@@ -413,7 +431,7 @@ int RunOrphans(const OrphanArgs& a) {
 
 int RunCancel(const ClientArgs& a) {
   int failures = 0;
-  WalkResult walk = ExpandPaths(a.paths);
+  WalkResult walk = WalkManaged(a.paths);
   for (const Status& e : walk.errors) PrintError(e);
   failures += static_cast<int>(walk.errors.size());
   v1::CancelRequest req;

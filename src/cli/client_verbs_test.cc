@@ -111,12 +111,16 @@ TEST_F(LocalVerbsTest, RefusalsFollowLustresRulesAndExitOne) {
   EXPECT_EQ(r.code, kExitFailed) << Describe(r);
   EXPECT_NE(r.err.find("dirty requires exists"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(f), std::string::npos) << r.err;
-  // Only norelease, noarchive and dirty are the user's; lost, released... are not.
-  for (const char* flag : {"lost", "released", "archived", "exists"}) {
+  // Only norelease, noarchive and dirty are the user's, and lost root's (these tests run as
+  // root); released, archived and exists are never set by hand.
+  for (const char* flag : {"released", "archived", "exists"}) {
     r = RunArgs({"state", "--set", flag, f});
     EXPECT_EQ(r.code, kExitFailed) << flag << ": " << Describe(r);
-    EXPECT_NE(r.err.find("not user-settable"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("cannot be set by hand"), std::string::npos) << r.err;
   }
+  r = RunArgs({"state", "--set", "lost", f});
+  EXPECT_EQ(r.code, kExitFailed) << Describe(r);
+  EXPECT_NE(r.err.find("lost requires archived"), std::string::npos) << r.err;
   r = RunArgs({"state", "--set", "norelease", "--clear", "norelease", f});
   EXPECT_EQ(r.code, kExitFailed) << Describe(r);
   EXPECT_NE(r.err.find("both set and cleared"), std::string::npos) << r.err;

@@ -3,6 +3,8 @@
 // sigwait, so the handlers run as ordinary code and may call Shutdown.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +19,11 @@
 #include "common/log.h"
 #include "coordinator/server.h"
 #include "mover/mover.h"
+#include "watch/coordinator_restorer.h"
+#include "watch/holder.h"
+#include "watch/tracker.h"
+#include "watch/unlink.h"
+#include "watch/watcher.h"
 
 namespace tierflow::cli {
 
@@ -141,10 +148,124 @@ int RunCoordinator(CoordinatorArgs a) {
   return kExitOk;
 }
 
+// ---- holder ----
+
+struct HolderArgs {
+  std::string fs;
+  std::string socket;
+  std::string log_level = "info";
+};
+
+int RunHolder(HolderArgs a) {
+  InitLogging(a.log_level, "holder");
+  BlockTerminationSignals();
+  auto holder = watch::Holder::Start({AbsolutePath(a.fs), a.socket});
+  if (!holder.ok()) {
+    PrintError(holder.status());
+    return kExitFailed;
+  }
+  watch::Holder* h = holder->get();
+  SignalHandler on_signal([h](int sig) {
+    spdlog::info("signal {}: stopping; pending readers get EIO", sig);
+    h->Stop();
+  });
+  std::printf("tierflow holder: watching the filesystem of %s (fsid %s), socket %s\n",
+              AbsolutePath(a.fs).c_str(), h->fsid().c_str(), h->socket_path().c_str());
+  std::fflush(stdout);
+  h->Run();
+  return kExitOk;
+}
+
+// ---- watching (mover --watch, up) ----
+
+struct WatchArgs {
+  std::vector<std::string> mounts;
+  bool remove_archive_on_last_unlink = false;
+  bool start_holder = true;
+};
+
+// True when `path` is the root of a mounted filesystem (its parent is on another device).
+bool IsMountRoot(const std::string& path) {
+  struct stat self, parent;
+  if (::stat(path.c_str(), &self) != 0) return false;
+  if (::stat((path + "/..").c_str(), &parent) != 0) return false;
+  return self.st_dev != parent.st_dev || self.st_ino == parent.st_ino;
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "tierflow";
+}
+
+// The watchers and trackers of one mover process, and the restorer they share. Started
+// before the mover runtime, so that the filesystems are watched before it moves anything.
+class WatchSet {
+ public:
+  static Result<std::unique_ptr<WatchSet>> Start(const WatchArgs& args,
+                                                 const std::string& coordinator,
+                                                 const std::string& log_level) {
+    auto set = std::unique_ptr<WatchSet>(new WatchSet);
+    if (args.mounts.empty()) return set;
+    set->restorer_ = std::make_unique<watch::CoordinatorRestorer>(coordinator);
+    for (const std::string& raw : args.mounts) {
+      const std::string mount = AbsolutePath(raw);
+      if (!IsMountRoot(mount)) {
+        return Status(Code::kInvalidArgument,
+                      mount + " is not the root of a mounted filesystem; a watch covers a whole "
+                              "filesystem, so give its mount point");
+      }
+      watch::WatcherOptions wo;
+      wo.mount = mount;
+      wo.requester = set->restorer_.get();
+      if (args.start_holder) {
+        wo.holder_command = {SelfExe(), "holder", "--fs", mount, "--log-level", log_level};
+      }
+      auto w = watch::Watcher::Start(wo, /*wait_connected_ms=*/15000);
+      if (!w.ok()) return w.status().Annotate("watching " + mount);
+      set->watchers_.push_back(std::move(*w));
+      watch::TrackerOptions to;
+      to.mount = mount;
+      to.remove_archive_on_last_unlink = args.remove_archive_on_last_unlink;
+      watch::CoordinatorRestorer* restorer = set->restorer_.get();
+      to.on_deleted = [restorer, mount](const hsm::FileId& id) {
+        restorer->SubmitInBackground(watch::UnlinkedRemoveSpec(id, mount));
+      };
+      auto t = watch::Tracker::Start(to);
+      if (!t.ok()) return t.status().Annotate("tracking changes on " + mount);
+      set->trackers_.push_back(std::move(*t));
+      spdlog::info("watching {}: released files are restored on access{}", mount,
+                   args.remove_archive_on_last_unlink
+                       ? "; the archive copy of a file is removed with its last link"
+                       : "");
+    }
+    return set;
+  }
+  ~WatchSet() { Stop(); }
+  void Stop() {
+    for (auto& t : trackers_) t->Stop();
+    for (auto& w : watchers_) w->Stop();
+    if (restorer_) restorer_->Stop();
+  }
+
+ private:
+  WatchSet() = default;
+  std::unique_ptr<watch::CoordinatorRestorer> restorer_;
+  std::vector<std::unique_ptr<watch::Watcher>> watchers_;
+  std::vector<std::unique_ptr<watch::Tracker>> trackers_;
+};
+
+// Every mover makes its own I/O pass the holder of the filesystem it works on, if one runs.
+void PassHolders(mover::MoverOptions* o) {
+  o->prepare_filesystem = [](const std::string& fsid) { return watch::EnsureHolderPass(fsid); };
+}
+
 // ---- mover ----
 
 struct MoverArgs {
   mover::MoverOptions options;
+  WatchArgs watch;
+  double bandwidth_mb = 0;
   std::string log_level = "info";
 };
 
@@ -176,6 +297,18 @@ void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
   sub->add_option("--max-bytes", o.max_bytes,
                   "bytes in flight the coordinator may give (0 unlimited)")
       ->capture_default_str();
+  sub->add_option("--bandwidth", a->bandwidth_mb, "MB/s each copy may move (0 unlimited)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--watch", a->watch.mounts,
+                  "mount point to watch: released files there are restored when accessed "
+                  "(repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_flag("--remove-archive-on-last-unlink", a->watch.remove_archive_on_last_unlink,
+                "on watched filesystems, remove a file's archive copy when its last link goes");
+  sub->add_flag("!--no-start-holder", a->watch.start_holder,
+                "do not start a holder when none runs (systemd starts it)");
   AddLogLevel(sub, &a->log_level);
 }
 
@@ -183,7 +316,14 @@ int RunMover(MoverArgs a) {
   InitLogging(a.log_level, "mover");
   if (a.options.archive_ids.empty()) a.options.archive_ids = {1};
   a.options.posix_root = AbsolutePath(a.options.posix_root);
+  a.options.max_bytes_per_sec = static_cast<uint64_t>(a.bandwidth_mb * 1e6);
+  PassHolders(&a.options);
   BlockTerminationSignals();
+  auto watches = WatchSet::Start(a.watch, a.options.coordinator, a.log_level);
+  if (!watches.ok()) {
+    PrintError(watches.status());
+    return kExitFailed;
+  }
   auto m = mover::Mover::Start(a.options);
   if (!m.ok()) {
     PrintError(m.status());
@@ -195,6 +335,7 @@ int RunMover(MoverArgs a) {
     mv->Shutdown();
   });
   mv->Wait();
+  (*watches)->Stop();
   return kExitOk;
 }
 
@@ -206,6 +347,7 @@ struct UpArgs {
   std::string listen = "127.0.0.1:7420";
   std::string state = "/var/lib/tierflow";
   std::string log_level = "info";
+  bool watch = true;
 };
 
 int RunUp(UpArgs a) {
@@ -231,6 +373,23 @@ int RunUp(UpArgs a) {
   mo.id = "local";
   mo.archive_ids = {1};
   mo.posix_root = a.archive;
+  PassHolders(&mo);
+  WatchArgs wa;
+  std::string watch_note;
+  if (a.watch && IsMountRoot(a.fs)) {
+    wa.mounts = {a.fs};
+    watch_note = "tierflow up: released files of " + a.fs + " come back when they are accessed\n";
+  } else if (a.watch) {
+    watch_note = "tierflow up: not watching " + a.fs +
+                 ": it is not the root of a mounted filesystem (a watch covers a whole "
+                 "filesystem); released files come back with 'tierflow restore'\n";
+  }
+  auto watches = WatchSet::Start(wa, mo.coordinator, a.log_level);
+  if (!watches.ok()) {
+    PrintError(watches.status());
+    s->Shutdown();
+    return kExitFailed;
+  }
   auto m = mover::Mover::Start(mo);
   if (!m.ok()) {
     PrintError(m.status());
@@ -247,12 +406,14 @@ int RunUp(UpArgs a) {
   std::printf(
       "tierflow up: coordinator listening on %s, state in %s\n"
       "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
+      "%s"
       "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
-      addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(),
+      addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(), watch_note.c_str(),
       LocalAddress(a.listen, s->port()).c_str());
   std::fflush(stdout);
   s->Wait();
   mv->Shutdown();
+  (*watches)->Stop();
   s->Shutdown();
   return kExitOk;
 }
@@ -277,9 +438,22 @@ void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
       ->required()
       ->check(CLI::ExistingDirectory);
   u->add_option("--archive", ua->archive, "archive directory (created if missing)")->required();
+  u->add_flag("!--no-watch", ua->watch,
+              "do not restore released files on access (watching needs --fs to be a mount "
+              "point)");
   AddListenState(u, &ua->listen, &ua->state);
   AddLogLevel(u, &ua->log_level);
   commands->push_back({u, [ua] { return RunUp(*ua); }});
+
+  auto ha = std::make_shared<HolderArgs>();
+  CLI::App* h = app.add_subcommand(
+      "holder", "keep a filesystem's fanotify group alive across mover restarts (one per filesystem)");
+  h->add_option("--fs", ha->fs, "mount point of the filesystem to watch")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  h->add_option("--socket", ha->socket, "socket path (default /run/tierflow/holder-FSID.sock)");
+  AddLogLevel(h, &ha->log_level);
+  commands->push_back({h, [ha] { return RunHolder(*ha); }});
 }
 
 }  // namespace tierflow::cli

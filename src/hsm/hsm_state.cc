@@ -136,12 +136,12 @@ Status CheckActionCompatible(Action action, uint32_t states, uint32_t file_archi
   return Status(Code::kInvalidArgument, "unknown HSM action");
 }
 
-Result<uint32_t> ApplyUserFlags(uint32_t states, uint32_t set, uint32_t clear) {
-  uint32_t forbidden = (set | clear) & ~kStateUserSettable;
+Result<uint32_t> ApplyUserFlags(uint32_t states, uint32_t set, uint32_t clear, bool admin) {
+  uint32_t forbidden = (set | clear) & ~(admin ? kStateAdminSettable : kStateUserSettable);
   if (forbidden != 0) {
     return Status(Code::kPermissionDenied,
-                  fmt::format("HSM state {} ({:#x}) is not user-settable; users may only set or "
-                              "clear norelease, noarchive and dirty",
+                  fmt::format("HSM state {} ({:#x}) cannot be set by hand; users may set or "
+                              "clear norelease, noarchive and dirty, and root lost too",
                               Describe(forbidden), forbidden));
   }
   if (set & clear) {

@@ -22,6 +22,10 @@ inline constexpr uint32_t kStateNoRelease = 0x10;
 inline constexpr uint32_t kStateNoArchive = 0x20;
 inline constexpr uint32_t kStateLost = 0x40;
 inline constexpr uint32_t kStateUserSettable = kStateNoRelease | kStateNoArchive | kStateDirty;
+// What root may also set or clear (lfs hsm_set --lost needs CAP_SYS_ADMIN on Lustre). Root may
+// not set exists or archived by hand here: a file marked archived without a copy could be
+// released and its data lost.
+inline constexpr uint32_t kStateAdminSettable = kStateUserSettable | kStateLost;
 inline constexpr uint32_t kStateAll = 0x7f;
 
 // tierflow's names of the set bits in lfs hsm_state's order, "released" first: "released",
@@ -62,9 +66,10 @@ Status CheckActionCompatible(Action action, uint32_t states, uint32_t file_archi
                              uint32_t request_archive_id);
 
 // The states after a user sets `set` and clears `clear` (lfs hsm_set/hsm_clear).
-// Only kStateUserSettable bits may appear in either mask (kPermissionDenied otherwise); a
+// Only kStateUserSettable bits (kStateAdminSettable when `admin`) may appear in either mask
+// (kPermissionDenied otherwise); a
 // bit in both masks is kInvalidArgument; the result must pass ValidateStates (e.g. setting
 // DIRTY on a released file fails with kInvalidArgument).
-Result<uint32_t> ApplyUserFlags(uint32_t states, uint32_t set, uint32_t clear);
+Result<uint32_t> ApplyUserFlags(uint32_t states, uint32_t set, uint32_t clear, bool admin = false);
 
 }  // namespace tierflow::hsm

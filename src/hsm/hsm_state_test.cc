@@ -202,7 +202,16 @@ TEST(ApplyUserFlagsTest, RefusesSystemBits) {
   }
   Status st = ApplyUserFlags(E | A, R | NR, 0).status();
   EXPECT_TRUE(Has(st, "released")) << st.message();
-  EXPECT_TRUE(Has(st, "not user-settable")) << st.message();
+  EXPECT_TRUE(Has(st, "cannot be set by hand")) << st.message();
+}
+
+TEST(ApplyUserFlagsTest, RootMaySetAndClearLostButNoOtherSystemBit) {
+  EXPECT_EQ(*ApplyUserFlags(E | A | R, L, 0, /*admin=*/true), E | A | R | L);
+  EXPECT_EQ(*ApplyUserFlags(E | A | R | L, 0, L, /*admin=*/true), E | A | R);
+  EXPECT_EQ(ApplyUserFlags(E, L, 0, true).status().code(), Code::kInvalidArgument);
+  for (uint32_t bit : {E, R, A}) {
+    EXPECT_EQ(ApplyUserFlags(E | A, bit, 0, true).status().code(), Code::kPermissionDenied) << bit;
+  }
 }
 
 TEST(ApplyUserFlagsTest, RefusesContradictionsAndInvalidResults) {

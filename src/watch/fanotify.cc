@@ -110,7 +110,7 @@ Result<UniqueFd> InitPreContentGroup(bool nonblocking) {
 }
 
 Status MarkFilesystemPreAccess(int group, const std::string& mount) {
-  if (::fanotify_mark(group, FAN_MARK_ADD | kFanMarkFilesystem, kFanPreAccess, AT_FDCWD,
+  if (::fanotify_mark(group, FAN_MARK_ADD | kFanMarkFilesystem, kWatchedEvents, AT_FDCWD,
                       mount.c_str()) == 0) {
     return Status::Ok();
   }
@@ -127,14 +127,14 @@ Status MarkFilesystemPreAccess(int group, const std::string& mount) {
 
 Status AddIgnoreMark(int group, int file_fd) {
   if (::fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | kFanMarkEvictable,
-                      kFanPreAccess, file_fd, nullptr) == 0) {
+                      kWatchedEvents, file_fd, nullptr) == 0) {
     return Status::Ok();
   }
   return Status::FromErrno(errno, fmt::format("adding an ignore mark on descriptor {}", file_fd));
 }
 
 Status RemoveIgnoreMark(int group, int file_fd) {
-  if (::fanotify_mark(group, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, kFanPreAccess, file_fd,
+  if (::fanotify_mark(group, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, kWatchedEvents, file_fd,
                       nullptr) == 0 ||
       errno == ENOENT) {
     return Status::Ok();

@@ -31,6 +31,13 @@ using mover::UniqueFd;
 
 // Missing from Debian 12's <sys/fanotify.h>; values from the 6.14+ uapi header.
 inline constexpr uint64_t kFanPreAccess = 0x00100000;
+// What the holder's group intercepts: pre-content access (read, write, truncate, mmap) and
+// open. Opens count because open(O_TRUNC) raises no pre-content event (6.18): without the open
+// event, a program could truncate a released file, or a file whose restore is running, and the
+// restore would then write old data into the new file. So a released file is restored when a
+// process other than tierflow's own opens it.
+inline constexpr uint64_t kFanOpenPerm = 0x00010000;  // FAN_OPEN_PERM
+inline constexpr uint64_t kWatchedEvents = kFanPreAccess | kFanOpenPerm;
 inline constexpr unsigned kFanClassPreContent = 0x08;
 inline constexpr unsigned kFanMarkEvictable = 0x200;
 inline constexpr uint8_t kFanEventInfoTypeRange = 6;
@@ -55,17 +62,17 @@ Result<std::string> CheckWatchableFilesystem(const std::string& mount);
 // access (EPERM) at once instead.
 // Errors say that CAP_SYS_ADMIN and a 6.14+ kernel are needed.
 Result<UniqueFd> InitPreContentGroup(bool nonblocking);
-// Marks the whole filesystem holding `mount` for FAN_PRE_ACCESS (after CheckWatchableFilesystem).
+// Marks the whole filesystem holding `mount` for kWatchedEvents (after CheckWatchableFilesystem).
 Status MarkFilesystemPreAccess(int group, const std::string& mount);
 
-// Ignore FAN_PRE_ACCESS on the inode of `file_fd` from now on, until the file is modified or
+// Ignore kWatchedEvents on the inode of `file_fd` from now on, until the file is modified or
 // its inode leaves the cache (evictable, not surviving modify).
 Status AddIgnoreMark(int group, int file_fd);
 Status RemoveIgnoreMark(int group, int file_fd);
 
 struct PermissionEvent {
   UniqueFd fd;        // the file, opened by the kernel without notifications
-  uint64_t mask = 0;  // kFanPreAccess (others are answered as they come)
+  uint64_t mask = 0;  // kFanPreAccess or FAN_OPEN_PERM
   pid_t pid = 0;
   bool has_range = false;
   uint64_t offset = 0;  // range info; a truncate reports offset = new size, count = 0

@@ -191,6 +191,13 @@ class PreContentGroupTest : public ::testing::Test {
 
 TEST_F(PreContentGroupTest, AReadWaitsForTheAnswerAndADenialBecomesEio) {
   auto reader = Cat(path_);
+  // First the open (no range: open(O_TRUNC) raises no pre-content event, so opens are held
+  // too), then the read.
+  auto opens = NextEvents();
+  ASSERT_EQ(opens.size(), 1u);
+  EXPECT_EQ(opens[0].mask, kFanOpenPerm);
+  EXPECT_FALSE(opens[0].has_range);
+  ASSERT_TRUE(Respond(group_.get(), opens[0].fd.get(), 0).ok());
   auto events = NextEvents();
   ASSERT_EQ(events.size(), 1u);
   PermissionEvent& e = events[0];

@@ -2,7 +2,10 @@
 #include "support/cluster.h"
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+
+#include <cstdlib>
 
 #include <stdexcept>
 
@@ -17,6 +20,25 @@ Cluster::Cluster()
 Cluster::~Cluster() {
   for (auto& [id, m] : movers_) m->Stop(SIGKILL);
   if (coordinator_) coordinator_->Stop(SIGKILL);
+  // The holder of the filesystem notices the unmount and exits.
+  if (mounted_) ::umount2(fs_.c_str(), MNT_DETACH);
+}
+
+bool Cluster::MountLoopFs(const std::string& type, uint64_t size_mb, std::string* why) {
+  const std::string img = dir_ / ("fs-" + type + ".img");
+  const std::string mkfs = type == "xfs" ? "mkfs.xfs -q -f " : "mkfs.ext4 -q -F -I 256 ";
+  CommandResult made = Run({"/bin/sh", "-c",
+                            "truncate -s " + std::to_string(size_mb) + "M " + img + " && " + mkfs +
+                                img + " && mount -o loop " + img + " " + fs_});
+  if (made.exit_code != 0) {
+    *why = "cannot make a loop-mounted " + type + " filesystem: " + made.err;
+    return false;
+  }
+  mounted_ = true;
+  const std::string run = dir_ / "run";
+  mkdir(run.c_str(), 0700);
+  setenv("TIERFLOW_RUN_DIR", run.c_str(), 1);
+  return true;
 }
 
 void Cluster::StartCoordinator() {

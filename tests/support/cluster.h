@@ -21,6 +21,11 @@ class Cluster {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   TempDir& dir() { return dir_; }
 
+  // Makes fs() the root of a fresh loop-mounted filesystem of `type` ("ext4", "xfs") of
+  // `size_mb` MiB, unmounted (lazily) when the cluster ends; holder sockets go to a private run
+  // directory (TIERFLOW_RUN_DIR). Returns false (with `why`) when it cannot be made.
+  bool MountLoopFs(const std::string& type, uint64_t size_mb, std::string* why);
+
   // Starts (or restarts) the coordinator and waits until it answers `status`.
   void StartCoordinator();
   Process& coordinator() { return *coordinator_; }
@@ -41,6 +46,7 @@ class Cluster {
   std::string fs_, archive_, state_;
   int port_;
   int coordinator_starts_ = 0;
+  bool mounted_ = false;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::pair<std::string, std::unique_ptr<Process>>> movers_;
 };

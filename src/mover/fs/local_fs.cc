@@ -493,6 +493,12 @@ Status ReleaseFile(const std::string& path) {
   if (Has(*rec, kStateReleased)) return Status::Ok();
   const HsmRecord& r = **rec;
   TF_RETURN_IF_ERROR(CheckReleasable(path, r));
+  // On a filesystem watched by a holder (src/watch/holder.h), this read of the still resident
+  // file makes the holder put an ignore mark on it before it answers. So the punch below,
+  // which runs under our write lease, raises no event: the kernel could not open the event's
+  // descriptor against that lease. The punch modifies the file, which clears the mark again.
+  char byte;
+  (void)::pread(f->fd(), &byte, 1, 0);
   auto lease = FileLease::Take(f->fd(), F_WRLCK);
   if (!lease.ok()) return LeaseError(path, lease.status());
   auto now = f->Stamp();
@@ -501,14 +507,14 @@ Status ReleaseFile(const std::string& path) {
   return PunchReleased(*f, r, *now);
 }
 
-Status SetHsmFlags(const std::string& path, uint32_t set, uint32_t clear) {
+Status SetHsmFlags(const std::string& path, uint32_t set, uint32_t clear, bool admin) {
   auto f = ManagedFile::Open(path, O_RDONLY);
   if (!f.ok()) return f.status();
   auto rec = f->ReadRecord();
   if (!rec.ok()) return rec.status();
   auto next = RecordOrNew(*f, *rec);
   if (!next.ok()) return next.status();
-  auto states = hsm::ApplyUserFlags(next->states, set, clear);
+  auto states = hsm::ApplyUserFlags(next->states, set, clear, admin);
   if (!states.ok()) return states.status().Annotate(path);
   next->states = *states;
   return WriteKeepingSeal(*f, *rec, std::move(*next));

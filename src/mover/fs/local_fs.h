@@ -110,9 +110,9 @@ Status ReleaseFile(const std::string& path);
 Status RecordError(const std::string& path, const Status& error);
 
 // Sets and clears user-settable state bits (norelease, noarchive, dirty) as `lfs hsm_set`
-// does, with hsm::ApplyUserFlags's rules and errors. Creates the record if the file has none.
+// does, with hsm::ApplyUserFlags's rules and errors (`admin`: root, who may also set lost). Creates the record if the file has none.
 // Keeps a clean archived file releasable (the write is sealed, see CtimeSeal in hsm_record.h).
-Status SetHsmFlags(const std::string& path, uint32_t set, uint32_t clear);
+Status SetHsmFlags(const std::string& path, uint32_t set, uint32_t clear, bool admin = false);
 
 // The request-data tag that marks a REMOVE as the cleanup of a deleted file (the tracker's
 // remove_archive_on_last_unlink): the mover runs RemoveCopyOfDeletedFile for it.
