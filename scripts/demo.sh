@@ -18,6 +18,15 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Compares every file's checksum with the originals; $1 names what brought the data back.
+verify() {
+  (cd "$work/fs" && find . -type f -exec sha256sum {} + | sort -k2) > "$work/after.sha256"
+  if cmp -s "$work/before.sha256" "$work/after.sha256"; then
+    echo "every byte back after $1: checksums match the originals"
+  else
+    echo "MISMATCH after $1"; diff "$work/before.sha256" "$work/after.sha256"; exit 1
+  fi
+}
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 mkdir -p "$work/fs" "$work/archive"
@@ -60,12 +69,7 @@ show du -sh "$work/fs"
 step "Restore them"
 show "$bin" restore --wait "$work/fs"
 show "$bin" state "$work/fs/projects/climate/run-001.nc"
-(cd "$work/fs" && find . -type f -exec sha256sum {} + | sort -k2) > "$work/after.sha256"
-if cmp -s "$work/before.sha256" "$work/after.sha256"; then
-  echo "every byte restored: checksums match the originals"
-else
-  echo "MISMATCH after restore"; diff "$work/before.sha256" "$work/after.sha256"; exit 1
-fi
+verify "the restore"
 
 step "Release again, then just read: the first access brings each file back"
 show "$bin" release "$work/fs"
@@ -73,12 +77,7 @@ show du -sh "$work/fs"
 show sha256sum "$work/fs/projects/climate/run-001.nc"
 grep run-001 "$work/before.sha256"
 show "$bin" state "$work/fs/projects/climate/run-001.nc"
-(cd "$work/fs" && find . -type f -exec sha256sum {} + | sort -k2) > "$work/after2.sha256"
-if cmp -s "$work/before.sha256" "$work/after2.sha256"; then
-  echo "every file read back on access: checksums match the originals"
-else
-  echo "MISMATCH after transparent restore"; diff "$work/before.sha256" "$work/after2.sha256"; exit 1
-fi
+verify "reading the released files"
 
 step "Remove the archive copy of one file"
 show "$bin" remove --wait "$work/fs/projects/README"

@@ -18,7 +18,7 @@
 #include "mover/fs/hsm_record.h"
 #include "mover/fs/local_fs.h"
 #include "mover/fs/loop_mount_test_support.h"
-#include "support/cluster.h"
+#include "support/cluster_fixture.h"
 #include "support/tree.h"
 #include "tierflow.grpc.pb.h"
 #include "watch/holder.h"
@@ -27,34 +27,22 @@
 namespace tierflow::testing {
 namespace {
 
-std::string Describe(const CommandResult& r) {
-  return "exit=" + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-class FlagsTest : public ::testing::Test {
+class FlagsTest : public ::testing::Test, protected ClusterCommands {
  protected:
   void SetUp() override {
     cluster_.StartCoordinator();
     cluster_.StartMover("m1");
-  }
-  std::string P(const std::string& rel) { return cluster_.fs() + "/" + rel; }
-  CommandResult MustRun(std::vector<std::string> args) {
-    CommandResult r = cluster_.Client(args);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r) << "\n" << cluster_.Logs();
-    return r;
   }
   std::string CopyOf(const std::string& path) {
     auto st = mover::GetFileState(path);
     EXPECT_TRUE(st.ok());
     return cluster_.archive() + "/" + st->record.object_ref;
   }
-
-  Cluster cluster_;
 };
 
 TEST_F(FlagsTest, NoarchiveRefusesArchiveAndNoreleaseRefusesRelease) {

@@ -19,7 +19,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
-#include "support/cluster.h"
+#include "support/cluster_fixture.h"
 #include "support/tree.h"
 #include "tierflow.pb.h"
 #include "watch/filesystem_id.h"
@@ -31,10 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-std::string Describe(const CommandResult& r) {
-  return "exit=" + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -118,7 +114,7 @@ ChildOutcome ReadRange(const std::string& path, off_t offset, size_t len) {
   });
 }
 
-class HsmTest : public ::testing::TestWithParam<std::string> {
+class HsmTest : public ::testing::TestWithParam<std::string>, protected ClusterCommands {
  protected:
   void SetUp() override {
     const std::string type = GetParam();
@@ -179,14 +175,6 @@ class HsmTest : public ::testing::TestWithParam<std::string> {
     return c.queued() + c.assigned();
   }
 
-  std::string P(const std::string& rel) { return cluster_.fs() + "/" + rel; }
-
-  CommandResult MustRun(std::vector<std::string> args) {
-    CommandResult r = cluster_.Client(args);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r) << "\n" << cluster_.Logs();
-    return r;
-  }
-
   std::string StateLine(const std::string& path) { return cluster_.Client({"state", path}).out; }
   bool Released(const std::string& path) {
     return StateLine(path).find("released") != std::string::npos;
@@ -203,8 +191,6 @@ class HsmTest : public ::testing::TestWithParam<std::string> {
     EXPECT_FALSE(HasData(path));
     return content;
   }
-
-  Cluster cluster_;
 };
 
 TEST_P(HsmTest, CatAndDdOfAReleasedFileRestoreItOnce) {

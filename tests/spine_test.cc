@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "support/cluster.h"
+#include "support/cluster_fixture.h"
 #include "support/tree.h"
 
 namespace tierflow::testing {
@@ -23,10 +23,6 @@ namespace fs = std::filesystem;
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kGiB = 1ull << 30;
 
-std::string Describe(const CommandResult& r) {
-  return "exit=" + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
 // Every regular file below `root`, as absolute paths.
 std::vector<std::string> FilesUnder(const std::string& root) {
   std::vector<std::string> out;
@@ -36,19 +32,11 @@ std::vector<std::string> FilesUnder(const std::string& root) {
   return out;
 }
 
-class SpineTest : public ::testing::Test {
+class SpineTest : public ::testing::Test, protected ClusterCommands {
  protected:
   void SetUp() override {
     cluster_.StartCoordinator();
     cluster_.StartMover("m1");
-  }
-
-  std::string P(const std::string& rel) { return cluster_.fs() + "/" + rel; }
-
-  CommandResult MustRun(std::vector<std::string> args) {
-    CommandResult r = cluster_.Client(args);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r) << "\n" << cluster_.Logs();
-    return r;
   }
 
   std::string StateLine(const std::string& path) {
@@ -56,8 +44,6 @@ class SpineTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << Describe(r);
     return r.out;
   }
-
-  Cluster cluster_;
 };
 
 TEST_F(SpineTest, ArchiveReleaseRestoreTreePreservesEveryByteAndAttribute) {

@@ -403,7 +403,7 @@ void HolderImpl::HandleHello(uint64_t id, Client& c, const HelloMsg& hello) {
   c.hello = true;
   c.role = hello.role;
   if (hello.role == Role::kPass) {
-    spdlog::info("holder: pass for pid {}", c.pid);
+    spdlog::debug("holder: pass for pid {}", c.pid);
     return;
   }
   watcher_ = id;
@@ -456,7 +456,7 @@ void HolderImpl::DropClient(uint64_t id, const std::string& why) {
     spdlog::info("holder: watcher (pid {}) disconnected ({}); {} events wait for the next one",
                  c.pid, why, pending_.size());
   } else if (c.hello) {
-    spdlog::info("holder: pass for pid {} ended", c.pid);
+    spdlog::debug("holder: pass for pid {} ended", c.pid);
   } else if (!why.empty() && why.find("closed") == std::string::npos) {
     spdlog::warn("holder: dropped a client (pid {}): {}", c.pid, why);
   }

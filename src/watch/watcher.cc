@@ -322,7 +322,7 @@ void WatcherImpl::HandleEvent(const EventMsg& ev, UniqueFd fd) {
   r.path = path;
   r.events.push_back({ev.token, std::move(fd)});
   Count([](WatcherStats& s) { ++s.restores; });
-  spdlog::info("watcher: pid {} reads released {}; requesting its restore", ev.pid, path);
+  spdlog::info("watcher: pid {} accesses released {}; requesting its restore", ev.pid, path);
   std::shared_ptr<Inbox> inbox = inbox_;
   hsm::FileId file = state->id;
   options_.requester->RequestRestore(file, path, state->record.archive_id,
