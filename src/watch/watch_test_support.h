@@ -28,6 +28,7 @@
 
 #include "hsm/hsm_state.h"
 #include "mover/backends/posix_backend.h"
+#include "mover/fs/loop_mount_test_support.h"
 #include "mover/fs/local_fs.h"
 #include "watch/filesystem_id.h"
 #include "watch/holder.h"
@@ -37,7 +38,6 @@ extern char** environ;
 
 namespace tierflow::watch::testing {
 
-inline int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
 inline int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -74,50 +74,30 @@ inline std::string Pattern(size_t n, uint64_t seed) {
 // directory (TIERFLOW_RUN_DIR) outside it. Unmounted (lazily) and removed at scope exit.
 class LoopFs {
  public:
-  explicit LoopFs(const std::string& type = "ext4") {
-    char tmpl[] = "/tmp/tierflow-watch-test-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return;
-    base_ = tmpl;
-    mnt_ = base_ + "/mnt";
-    run_ = base_ + "/run";
-    archive_ = base_ + "/archive";
-    std::filesystem::create_directories(mnt_);
+  explicit LoopFs(const std::string& type = "ext4") : loop_(type) {
+    if (!loop_.ok()) return;
+    run_ = loop_.base() + "/run";
+    archive_ = loop_.base() + "/archive";
     std::filesystem::create_directories(archive_);
-    std::string img = base_ + "/fs.img";
-    std::string mkfs = type == "xfs" ? "mkfs.xfs -q -f " : "mkfs.ext4 -q -F -I 256 ";
-    if (Sh("truncate -s 320M " + img + " && " + mkfs + img) != 0) return;
-    if (Sh("mount -o loop " + img + " " + mnt_) != 0) return;
-    mounted_ = true;
     ::setenv("TIERFLOW_RUN_DIR", run_.c_str(), 1);
-    auto fsid = FilesystemIdOf(mnt_);
+    auto fsid = FilesystemIdOf(loop_.path());
     if (fsid.ok()) fsid_ = *fsid;
     auto backend = mover::PosixBackend::Open({archive_});
     if (backend.ok()) backend_ = std::move(*backend);
   }
-  ~LoopFs() {
-    if (mounted_) ::umount2(mnt_.c_str(), MNT_DETACH);
-    std::error_code ec;
-    if (!base_.empty()) std::filesystem::remove_all(base_, ec);
-  }
-  LoopFs(const LoopFs&) = delete;
-  LoopFs& operator=(const LoopFs&) = delete;
 
-  bool ok() const { return mounted_ && !fsid_.empty() && backend_ != nullptr; }
-  const std::string& mnt() const { return mnt_; }
+  bool ok() const { return loop_.ok() && !fsid_.empty() && backend_ != nullptr; }
+  const std::string& mnt() const { return loop_.path(); }
   const std::string& run_dir() const { return run_; }
   const std::string& fsid() const { return fsid_; }
-  std::string operator/(const std::string& name) const { return mnt_ + "/" + name; }
+  std::string operator/(const std::string& name) const { return loop_ / name; }
   mover::PosixBackend& backend() { return *backend_; }
   // Unmounts now (a test of what happens then); the destructor then has nothing to undo.
-  bool Unmount() {
-    if (!mounted_) return false;
-    mounted_ = ::umount2(mnt_.c_str(), 0) != 0;
-    return !mounted_;
-  }
+  bool Unmount() { return loop_.Unmount(); }
 
  private:
-  std::string base_, mnt_, run_, archive_, fsid_;
-  bool mounted_ = false;
+  mover::testing::LoopMount loop_;
+  std::string run_, archive_, fsid_;
   std::unique_ptr<mover::PosixBackend> backend_;
 };
 

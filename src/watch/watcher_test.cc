@@ -312,7 +312,9 @@ TEST_F(WatcherTest, TheWatcherStartsAHolderProcessWhenNoneRuns) {
 
 TEST(WatcherOnXfsTest, AReaderOfAReleasedFileGetsItsDataBack) {
   LoopFs fs("xfs");
-  if (!fs.ok() && Sh("command -v mkfs.xfs") != 0) GTEST_SKIP() << "mkfs.xfs is not installed";
+  if (!fs.ok() && !mover::testing::LoopMount::HaveMkfs("xfs")) {
+    GTEST_SKIP() << "mkfs.xfs is not installed";
+  }
   ASSERT_TRUE(fs.ok()) << "cannot make a loop-mounted xfs image";
   EXPECT_EQ(*CheckWatchableFilesystem(fs.mnt()), "xfs");
   HolderThread holder(fs.mnt());

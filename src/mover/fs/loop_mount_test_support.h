@@ -40,6 +40,14 @@ class LoopMount {
 
   bool ok() const { return mounted_; }
   const std::string& path() const { return mount_; }
+  // Beside the mount point, for what a test keeps off the filesystem (an archive, sockets).
+  const std::string& base() const { return base_; }
+  // Unmounts now, not lazily (a test of what happens then); false if the filesystem is busy.
+  bool Unmount() {
+    if (!mounted_) return false;
+    mounted_ = ::umount2(mount_.c_str(), 0) != 0;
+    return !mounted_;
+  }
   std::string operator/(const std::string& name) const { return mount_ + "/" + name; }
 
   static bool HaveMkfs(const std::string& type) { return Shell("command -v mkfs." + type) == 0; }
