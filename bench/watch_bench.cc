@@ -39,8 +39,14 @@ double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(
 
 int Sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
+// Undone on the way out when the bench fails halfway.
+pid_t g_up = 0;                    // the tierflow up process
+std::vector<std::string> g_mounts;  // loop mounts made so far
+
 void Die(const std::string& what) {
   std::fprintf(stderr, "watch_bench: %s\n", what.c_str());
+  if (g_up > 0) ::kill(g_up, SIGTERM);
+  for (const std::string& m : g_mounts) std::system(("umount -l " + m).c_str());
   std::exit(1);
 }
 
@@ -108,6 +114,7 @@ struct LoopFs {
            img + " " + mnt) != 0) {
       Die("cannot make a loop-mounted ext4 at " + mnt);
     }
+    g_mounts.push_back(mnt);
   }
   ~LoopFs() { Sh("umount -l " + mnt); }
 };
@@ -142,6 +149,7 @@ int main(int argc, char** argv) {
               "--log-level", "warn", static_cast<char*>(nullptr));
       ::_exit(127);
     }
+    g_up = up;
     bool ready = false;
     for (int i = 0; i < 300 && !ready; ++i) {
       ready = Sh(bin + " status >/dev/null 2>&1") == 0;
