@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
-  attr e2fsprogs xfsprogs util-linux
+  attr e2fsprogs xfsprogs btrfs-progs util-linux
 )
 
 missing=()

@@ -26,7 +26,9 @@ Cluster::~Cluster() {
 
 bool Cluster::MountLoopFs(const std::string& type, uint64_t size_mb, std::string* why) {
   const std::string img = dir_ / ("fs-" + type + ".img");
-  const std::string mkfs = type == "xfs" ? "mkfs.xfs -q -f " : "mkfs.ext4 -q -F -I 256 ";
+  const std::string mkfs = type == "xfs"     ? "mkfs.xfs -q -f "
+                           : type == "btrfs" ? "mkfs.btrfs -q -f "
+                                             : "mkfs.ext4 -q -F -I 256 ";
   CommandResult made = Run({"/bin/sh", "-c",
                             "truncate -s " + std::to_string(size_mb) + "M " + img + " && " + mkfs +
                                 img + " && mount -o loop " + img + " " + fs_});

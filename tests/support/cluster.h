@@ -21,7 +21,7 @@ class Cluster {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   TempDir& dir() { return dir_; }
 
-  // Makes fs() the root of a fresh loop-mounted filesystem of `type` ("ext4", "xfs") of
+  // Makes fs() the root of a fresh loop-mounted filesystem of `type` ("ext4", "xfs", "btrfs") of
   // `size_mb` MiB, unmounted (lazily) when the cluster ends; holder sockets go to a private run
   // directory (TIERFLOW_RUN_DIR). Returns false (with `why`) when it cannot be made.
   bool MountLoopFs(const std::string& type, uint64_t size_mb, std::string* why);
