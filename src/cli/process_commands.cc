@@ -103,26 +103,41 @@ void AddLogLevel(CLI::App* sub, std::string* level) {
       ->capture_default_str();
 }
 
-void AddListenState(CLI::App* sub, std::string* listen, std::string* state) {
-  sub->add_option("--listen", *listen, "HOST:PORT to listen on (port 0 picks a free port)")
+// What a coordinator is started with, for `coordinator` and `up`.
+struct CoordinatorArgs {
+  std::string listen = "127.0.0.1:7420";
+  std::string state = "/var/lib/tierflow";
+  uint32_t max_attempts = 3;
+  double retry_delay_s = 1;
+  bool no_retry = false;
+  std::string log_level = "info";
+};
+
+void AddCoordinatorOptions(CLI::App* sub, CoordinatorArgs* a) {
+  sub->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0 picks a free port)")
       ->capture_default_str();
-  sub->add_option("--state", *state, "state directory (journal); created if missing")
+  sub->add_option("--state", a->state, "state directory (journal); created if missing")
       ->capture_default_str();
+  sub->add_option("--max-attempts", a->max_attempts,
+                  "attempts of a request whose failures the mover calls retryable")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  sub->add_option("--retry-delay", a->retry_delay_s,
+                  "seconds before the first retry; doubles per attempt, up to 60 s")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  sub->add_flag("--no-retry", a->no_retry, "every failure is final (Lustre's no-retry-action)");
 }
 
 // ---- coordinator ----
 
-struct CoordinatorArgs {
-  std::string listen = "127.0.0.1:7420";
-  std::string state = "/var/lib/tierflow";
-  std::string log_level = "info";
-};
-
-Result<std::unique_ptr<coordinator::Server>> StartServer(const std::string& listen,
-                                                         const std::string& state) {
+Result<std::unique_ptr<coordinator::Server>> StartServer(const CoordinatorArgs& a) {
   coordinator::ServerOptions o;
-  o.listen = listen;
-  o.state_dir = state;
+  o.listen = a.listen;
+  o.state_dir = a.state;
+  o.max_attempts = a.max_attempts;
+  o.retry_delay_us = static_cast<int64_t>(a.retry_delay_s * 1e6);
+  o.no_retry = a.no_retry;
   return coordinator::Server::Start(o);
 }
 
@@ -130,7 +145,7 @@ int RunCoordinator(CoordinatorArgs a) {
   a.state = AbsolutePath(a.state);
   InitLogging(a.log_level, "coordinator");
   BlockTerminationSignals();
-  auto server = StartServer(a.listen, a.state);
+  auto server = StartServer(a);
   if (!server.ok()) {
     PrintError(server.status());
     return kExitFailed;
@@ -344,17 +359,15 @@ int RunMover(MoverArgs a) {
 struct UpArgs {
   std::string fs;
   std::string archive;
-  std::string listen = "127.0.0.1:7420";
-  std::string state = "/var/lib/tierflow";
-  std::string log_level = "info";
+  CoordinatorArgs coord;
   bool watch = true;
 };
 
 int RunUp(UpArgs a) {
   a.fs = AbsolutePath(a.fs);
   a.archive = AbsolutePath(a.archive);
-  a.state = AbsolutePath(a.state);
-  InitLogging(a.log_level, "tierflow");
+  a.coord.state = AbsolutePath(a.coord.state);
+  InitLogging(a.coord.log_level, "tierflow");
   BlockTerminationSignals();
   std::error_code ec;
   std::filesystem::create_directories(a.archive, ec);
@@ -362,14 +375,14 @@ int RunUp(UpArgs a) {
     PrintError("cannot create the archive directory " + a.archive + ": " + ec.message());
     return kExitFailed;
   }
-  auto server = StartServer(a.listen, a.state);
+  auto server = StartServer(a.coord);
   if (!server.ok()) {
     PrintError(server.status());
     return kExitFailed;
   }
   coordinator::Server* s = server->get();
   mover::MoverOptions mo;
-  mo.coordinator = LocalAddress(a.listen, s->port());
+  mo.coordinator = LocalAddress(a.coord.listen, s->port());
   mo.id = "local";
   mo.archive_ids = {1};
   mo.posix_root = a.archive;
@@ -384,7 +397,7 @@ int RunUp(UpArgs a) {
                  ": it is not the root of a mounted filesystem (a watch covers a whole "
                  "filesystem); released files come back with 'tierflow restore'\n";
   }
-  auto watches = WatchSet::Start(wa, mo.coordinator, a.log_level);
+  auto watches = WatchSet::Start(wa, mo.coordinator, a.coord.log_level);
   if (!watches.ok()) {
     PrintError(watches.status());
     s->Shutdown();
@@ -402,14 +415,14 @@ int RunUp(UpArgs a) {
     mv->Shutdown();
     s->Shutdown();
   });
-  const std::string addr = ListenAddress(a.listen, s->port());
+  const std::string addr = ListenAddress(a.coord.listen, s->port());
   std::printf(
       "tierflow up: coordinator listening on %s, state in %s\n"
       "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
       "%s"
       "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
-      addr.c_str(), a.state.c_str(), a.fs.c_str(), a.archive.c_str(), watch_note.c_str(),
-      LocalAddress(a.listen, s->port()).c_str());
+      addr.c_str(), a.coord.state.c_str(), a.fs.c_str(), a.archive.c_str(), watch_note.c_str(),
+      LocalAddress(a.coord.listen, s->port()).c_str());
   std::fflush(stdout);
   s->Wait();
   mv->Shutdown();
@@ -423,7 +436,7 @@ int RunUp(UpArgs a) {
 void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
   auto ca = std::make_shared<CoordinatorArgs>();
   CLI::App* c = app.add_subcommand("coordinator", "run the coordinator (queues, journal, movers)");
-  AddListenState(c, &ca->listen, &ca->state);
+  AddCoordinatorOptions(c, ca.get());
   AddLogLevel(c, &ca->log_level);
   commands->push_back({c, [ca] { return RunCoordinator(*ca); }});
 
@@ -441,8 +454,8 @@ void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
   u->add_flag("!--no-watch", ua->watch,
               "do not restore released files on access (watching needs --fs to be a mount "
               "point)");
-  AddListenState(u, &ua->listen, &ua->state);
-  AddLogLevel(u, &ua->log_level);
+  AddCoordinatorOptions(u, &ua->coord);
+  AddLogLevel(u, &ua->coord.log_level);
   commands->push_back({u, [ua] { return RunUp(*ua); }});
 
   auto ha = std::make_shared<HolderArgs>();

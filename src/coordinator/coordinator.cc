@@ -321,7 +321,7 @@ void Coordinator::Finalize(Request& r, RequestState state, int32_t error_code, s
   MarkDirty(r);
 }
 
-void Coordinator::Requeue(Request& r, const std::string& why) {
+void Coordinator::Requeue(Request& r, const std::string& why, int64_t delay_us) {
   if (r.cancel_requested) {
     Finalize(r, RequestState::kCanceled, ECANCELED,
              fmt::format("canceled (a cancel was pending when {})", why));
@@ -332,7 +332,44 @@ void Coordinator::Requeue(Request& r, const std::string& why) {
   r.row.mover.clear();
   r.bytes_done = 0;
   MarkDirty(r);
+  if (delay_us > 0) {
+    r.retry_at_us = clock_->NowMicros() + delay_us;
+    backoff_.emplace(r.retry_at_us, r.row.id);
+    ArmBackoffTimer();
+    return;
+  }
   if (!r.queued) Enqueue(r);
+}
+
+int64_t Coordinator::RetryDelay(uint32_t attempts) const {
+  int64_t delay = options_.retry_delay_us;
+  for (uint32_t i = 1; i < attempts && delay < options_.max_retry_delay_us; ++i) delay *= 2;
+  return std::min(delay, options_.max_retry_delay_us);
+}
+
+void Coordinator::ArmBackoffTimer() {
+  if (backoff_.empty()) return;
+  const int64_t due = backoff_.begin()->first;
+  if (backoff_timer_ != 0 && backoff_timer_at_ <= due) return;
+  if (backoff_timer_ != 0) loop_->CancelTimer(backoff_timer_);
+  backoff_timer_at_ = due;
+  backoff_timer_ = loop_->RunAt(due, [this] { OnBackoffTimer(); });
+}
+
+// Requests whose backoff is over join their queue, unless they ended meanwhile (canceled) or
+// were queued again by other means.
+void Coordinator::OnBackoffTimer() {
+  backoff_timer_ = 0;
+  const int64_t now = clock_->NowMicros();
+  while (!backoff_.empty() && backoff_.begin()->first <= now) {
+    auto [due, id] = *backoff_.begin();
+    backoff_.erase(backoff_.begin());
+    Request* r = Find(id);
+    if (r == nullptr || r->retry_at_us != due) continue;
+    r->retry_at_us = 0;
+    if (r->row.state == RequestState::kQueued && !r->queued) Enqueue(*r);
+  }
+  ArmBackoffTimer();
 }
 
 // ---- journal discipline ----
@@ -441,8 +478,9 @@ void Coordinator::OnDurable(uint64_t seq, const Status& status) {
     if (r->unsynced != 0) continue;
     if (store::IsFinal(r->row.state) && !r->purge_scheduled) SchedulePurge(*r);
     if (r->watched) notify.push_back(id);
-    // A new request not assigned in its first turn joins its queue now.
-    if (r->row.state == RequestState::kQueued && !r->queued) Enqueue(*r);
+    // A new request not assigned in its first turn joins its queue now (one waiting out a
+    // retry backoff joins when it is over).
+    if (r->row.state == RequestState::kQueued && !r->queued && r->retry_at_us == 0) Enqueue(*r);
   }
   SendAssigned(append.sends);
   NotifyWatchers(notify, false);
@@ -675,6 +713,8 @@ void Coordinator::Shutdown() {
     m.grace_timer = 0;
     if (m.connected && m.channel) m.channel->Close(closing);
   }
+  if (backoff_timer_ != 0) loop_->CancelTimer(backoff_timer_);
+  backoff_timer_ = 0;
   for (auto& [wid, w] : watchers_) w.channel->Finish(closing);
   watchers_.clear();
   watch_index_.clear();
@@ -1032,10 +1072,11 @@ void Coordinator::OnResult(Mover& m, const v1::Result& result, size_t* ignored) 
     return;
   }
   ++m.failed;
-  if (result.retryable() && r->row.attempts < options_.max_attempts && !r->cancel_requested) {
+  if (result.retryable() && !options_.no_retry && r->row.attempts < options_.max_attempts &&
+      !r->cancel_requested) {
     r->row.error_code = code;
     r->row.error = std::move(error);
-    Requeue(*r, "a retryable failure");
+    Requeue(*r, "a retryable failure", RetryDelay(r->row.attempts));
     return;
   }
   Finalize(*r, RequestState::kFailed, code, std::move(error));
@@ -1271,8 +1312,13 @@ std::string Coordinator::WaitingReason(const Request& r) const {
                        journal_error_);
   }
   if (lock_ != 0) {
-    return fmt::format("the coordinator is locked (lock {}); run `tierflow lock 0` to dispatch",
+    return fmt::format("the coordinator is locked (lock {}); run `tierflow unlock` to dispatch",
                        lock_);
+  }
+  if (r.retry_at_us != 0) {
+    return fmt::format("retrying in {:.1f} s (attempt {} of {}) after: {}",
+                       static_cast<double>(r.retry_at_us - clock_->NowMicros()) / 1e6,
+                       r.row.attempts + 1, options_.max_attempts, r.row.error);
   }
   uint32_t aid = r.row.archive_id;
   if (!Served(aid)) {
@@ -1355,6 +1401,10 @@ void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
     for (uint64_t rid : q) {
       if (!add(*Find(rid))) return;
     }
+  }
+  for (const auto& [due, rid] : backoff_) {
+    const Request* r = Find(rid);
+    if (r && r->retry_at_us == due && r->row.state == RequestState::kQueued && !add(*r)) return;
   }
   for (auto it = purge_fifo_.rbegin(); it != purge_fifo_.rend(); ++it) {
     const Request* r = Find(it->second);

@@ -21,8 +21,10 @@
 //    are grouped into ActionBatch messages by (archive id, flags).
 //  * Results are accepted only from the session of the mover and the epoch the request is
 //    assigned to. Capacity is freed at once; the final row is journaled; waiters hear of a
-//    change once its row is durable. A retryable failure goes back to its queue until
-//    max_attempts. Final records are purged final_grace_us after they are durable (a FIFO of
+//    change once its row is durable. A retryable failure goes back to its queue after a
+//    backoff (retry_delay_us doubling per attempt, up to max_retry_delay_us) until
+//    max_attempts; with no_retry every failure is final. The backoff is not journaled: after
+//    a restart, queued requests are dispatched at once. Final records are purged final_grace_us after they are durable (a FIFO of
 //    deadlines and one timer).
 //  * Movers say Hello with the (id, epoch) pairs they still hold. Pairs still assigned to them
 //    are kept, others are dropped; requests assigned to them but not in hand are requeued (or
@@ -87,6 +89,9 @@ struct CoordinatorOptions {
   int64_t idempotency_ttl_us = 86'400'000'000;  // a submit key is remembered this long
   int64_t journal_retry_us = 1'000'000;         // after a failed append, rewrite after this delay
   uint32_t max_attempts = 3;                    // a retryable failure is retried up to this
+  int64_t retry_delay_us = 1'000'000;           // before the first retry; doubles per attempt
+  int64_t max_retry_delay_us = 60'000'000;      // cap of that delay
+  bool no_retry = false;                        // Lustre's NRA: every failure is final
   size_t max_batch_items = 1000;                // items per ActionBatch message
   size_t max_message_bytes = 16 << 20;          // bound for one message to a mover or waiter
   size_t max_dispatch_per_turn = 20'000;        // per mover per loop turn; bounds one append
@@ -205,6 +210,7 @@ class Coordinator {
     bool cancel_requested = false;
     bool purge_scheduled = false;
     bool watched = false;
+    int64_t retry_at_us = 0;    // queued but held back until then (retry backoff); 0 = not
   };
 
   // Queues sort by kind, then rank (0: blocking restores, which a process waits on; 1: the
@@ -295,13 +301,17 @@ class Coordinator {
   // Takes `r` back from its mover: frees the capacity; the caller sets the new state.
   void Unassign(Request& r);
   // Back to its queue (or canceled when a cancel is pending).
-  void Requeue(Request& r, const std::string& why);
+  // Back to its queue (at once, or after delay_us: a retry's backoff).
+  void Requeue(Request& r, const std::string& why, int64_t delay_us = 0);
 
   void Dispatch();
   size_t DispatchTo(Mover& m);
   size_t TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, size_t want);
   static QueueKey QueueOf(const Request& r);
   void PromoteToBlocking(Request& r);
+  int64_t RetryDelay(uint32_t attempts) const;
+  void ArmBackoffTimer();
+  void OnBackoffTimer();
   void Assign(Mover& m, Request& r);
   void SendAssigned(const std::vector<Send>& sends);
   void SendItems(Mover& m, const std::vector<Request*>& items);
@@ -342,6 +352,10 @@ class Coordinator {
   // Every known request of a file (usually one): merging and State look here.
   absl::flat_hash_map<hsm::FileId, FileIds, hsm::FileIdHash> files_;
   // Dispatch queues; a btree keeps ids in order without a node per id.
+  // Requests waiting out their retry backoff, by due time; they join queues_ when due.
+  std::multimap<int64_t, uint64_t> backoff_;
+  EventLoop::TimerId backoff_timer_ = 0;
+  int64_t backoff_timer_at_ = 0;
   std::map<QueueKey, absl::btree_set<uint64_t>> queues_;
   std::array<std::array<uint64_t, 6>, kKinds> counts_{};  // [kind][state]
   uint64_t queued_total_ = 0;

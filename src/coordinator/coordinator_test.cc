@@ -289,6 +289,7 @@ TEST_F(CoordinatorTest, RetryableFailuresAreRequeuedUpToMaxAttempts) {
     EXPECT_EQ(items.back().id(), id);
     EXPECT_EQ(items.back().epoch(), epoch);
     h.Report(m, ResultMsg(id, epoch, EAGAIN, /*retryable=*/true));
+    if (epoch < 3) h.Advance(5 * kSecond);  // past the backoff (1 s, then 2 s)
   }
   auto row = h.Row(id);
   EXPECT_EQ(row->state, RequestState::kFailed);
@@ -296,6 +297,52 @@ TEST_F(CoordinatorTest, RetryableFailuresAreRequeuedUpToMaxAttempts) {
   EXPECT_EQ(row->error_code, EAGAIN);
   EXPECT_EQ(m.channel->items().size(), 3u);
   EXPECT_EQ(h.journal().Row(id)->state, RequestState::kFailed);
+}
+
+TEST_F(CoordinatorTest, RetriesWaitOutADoublingBackoffAndSayWhy) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 1));
+  h.Report(m, ResultMsg(id, 1, EAGAIN, /*retryable=*/true));
+  // First retry after retry_delay_us (1 s by default), not before.
+  EXPECT_EQ(StateOf(id), RequestState::kQueued);
+  auto status = h.StatusOf(true);
+  ASSERT_EQ(status.requests_size(), 1);
+  EXPECT_THAT(status.requests(0).waiting_reason(), HasSubstr("retrying in"));
+  EXPECT_THAT(status.requests(0).waiting_reason(), HasSubstr("attempt 2 of 3"));
+  h.Advance(kSecond - 1);
+  EXPECT_EQ(m.channel->items().size(), 1u);
+  h.Advance(1);
+  ASSERT_EQ(m.channel->items().size(), 2u);
+  // The second retry waits twice as long.
+  h.Report(m, ResultMsg(id, 2, EAGAIN, /*retryable=*/true));
+  h.Advance(2 * kSecond - 1);
+  EXPECT_EQ(m.channel->items().size(), 2u);
+  h.Advance(1);
+  EXPECT_EQ(m.channel->items().size(), 3u);
+}
+
+TEST_F(CoordinatorTest, ACancelDuringTheBackoffEndsTheRequest) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 1));
+  h.Report(m, ResultMsg(id, 1, EAGAIN, /*retryable=*/true));
+  v1::CancelRequest cancel;
+  cancel.add_ids(id);
+  ASSERT_TRUE(h.Cancel(cancel).ok());
+  EXPECT_EQ(StateOf(id), RequestState::kCanceled);
+  h.Advance(10 * kSecond);
+  EXPECT_EQ(m.channel->items().size(), 1u);
+}
+
+TEST_F(CoordinatorTest, NoRetryMakesEveryFailureFinal) {
+  h.Stop();
+  CoordinatorOptions o = Options();
+  o.no_retry = true;
+  h.Start(o);
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 1));
+  h.Report(m, ResultMsg(id, 1, EAGAIN, /*retryable=*/true));
+  EXPECT_EQ(StateOf(id), RequestState::kFailed);
+  EXPECT_EQ(h.Row(id)->error_code, EAGAIN);
 }
 
 TEST_F(CoordinatorTest, CancelQueuedAtOnceAndForwardRunning) {

@@ -105,6 +105,8 @@ Status ServerImpl::Init() {
   copts.mover_grace_us = options_.mover_grace_us;
   copts.final_grace_us = options_.final_grace_us;
   copts.max_attempts = options_.max_attempts;
+  copts.retry_delay_us = options_.retry_delay_us;
+  copts.no_retry = options_.no_retry;
   copts.max_message_bytes = options_.max_message_bytes;
   coordinator_ = std::make_unique<Coordinator>(copts, loop_.get(), sink_.get());
   TF_RETURN_IF_ERROR(coordinator_->Recover(*contents));

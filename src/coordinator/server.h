@@ -20,6 +20,8 @@ struct ServerOptions {
   int64_t final_grace_us = 60'000'000;  // final records are kept this long, then purged
   size_t max_message_bytes = 16 << 20;
   uint32_t max_attempts = 3;  // a retryable failure is retried up to this
+  int64_t retry_delay_us = 1'000'000;  // backoff before the first retry, doubling per attempt
+  bool no_retry = false;               // every failure is final (Lustre's NRA)
 };
 
 class Server {
