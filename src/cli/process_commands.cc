@@ -110,6 +110,7 @@ struct CoordinatorArgs {
   uint32_t max_attempts = 3;
   double retry_delay_s = 1;
   bool no_retry = false;
+  double active_request_timeout_s = 3600;
   std::string log_level = "info";
 };
 
@@ -127,6 +128,11 @@ void AddCoordinatorOptions(CLI::App* sub, CoordinatorArgs* a) {
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   sub->add_flag("--no-retry", a->no_retry, "every failure is final (Lustre's no-retry-action)");
+  sub->add_option("--active-request-timeout", a->active_request_timeout_s,
+                  "seconds an assigned action may go without progress before it is taken back "
+                  "from its mover and requeued (0 never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 // ---- coordinator ----
@@ -138,6 +144,7 @@ Result<std::unique_ptr<coordinator::Server>> StartServer(const CoordinatorArgs& 
   o.max_attempts = a.max_attempts;
   o.retry_delay_us = static_cast<int64_t>(a.retry_delay_s * 1e6);
   o.no_retry = a.no_retry;
+  o.active_request_timeout_us = static_cast<int64_t>(a.active_request_timeout_s * 1e6);
   return coordinator::Server::Start(o);
 }
 

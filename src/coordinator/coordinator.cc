@@ -202,6 +202,7 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
   for (auto& [id, m] : movers_) {
     if (!m.assigned.empty()) StartGrace(m);
   }
+  ArmActiveSweep();
   dispatch_needed_ = true;
   spdlog::info(
       "coordinator recovered {} requests ({} queued, {} assigned to {} movers), next id "
@@ -715,6 +716,8 @@ void Coordinator::Shutdown() {
   }
   if (backoff_timer_ != 0) loop_->CancelTimer(backoff_timer_);
   backoff_timer_ = 0;
+  if (active_sweep_timer_ != 0) loop_->CancelTimer(active_sweep_timer_);
+  active_sweep_timer_ = 0;
   for (auto& [wid, w] : watchers_) w.channel->Finish(closing);
   watchers_.clear();
   watch_index_.clear();
@@ -802,6 +805,7 @@ size_t Coordinator::TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, 
 }
 
 void Coordinator::Assign(Mover& m, Request& r) {
+  r.active_us = clock_->NowMicros();
   SetState(r, RequestState::kAssigned);
   r.row.mover = m.id;
   ++r.row.epoch;
@@ -1047,6 +1051,7 @@ void Coordinator::OnProgress(Mover& m, const v1::Progress& progress) {
   }
   r->bytes_done = progress.bytes_done();
   r->bytes_total = progress.bytes_total();
+  r->active_us = clock_->NowMicros();
   if (r->watched && r->unsynced == 0) NotifyWatchers({r->row.id}, true);
 }
 
@@ -1098,6 +1103,58 @@ void Coordinator::MoverGone(SessionId session) {
       "come back",
       m.id, session, m.assigned.size(), options_.mover_grace_us / 1'000'000);
   if (!m.assigned.empty()) StartGrace(m);
+}
+
+// Looks for hung actions a tenth of the timeout apart (between 1 s and 60 s), so a request
+// is taken back at most that late.
+void Coordinator::ArmActiveSweep() {
+  if (options_.active_request_timeout_us <= 0 || shutting_down_) return;
+  const int64_t every =
+      std::clamp<int64_t>(options_.active_request_timeout_us / 10, 1'000'000, 60'000'000);
+  active_sweep_timer_ = loop_->RunAt(clock_->NowMicros() + every, [this] {
+    active_sweep_timer_ = 0;
+    SweepActive();
+    ArmActiveSweep();
+  });
+}
+
+// A mover that keeps its stream but stops reporting on an action (a hung copy, a stuck
+// device) would hold it forever: past the timeout the action is canceled at the mover and
+// the request requeued (its late result, from an old epoch, is then ignored).
+void Coordinator::SweepActive() {
+  const int64_t now = clock_->NowMicros();
+  const int64_t timeout = options_.active_request_timeout_us;
+  std::vector<Request*> hung;
+  for (auto& [mid, m] : movers_) {
+    for (uint64_t id : m.assigned) {
+      Request* r = Find(id);
+      if (r == nullptr) continue;
+      if (r->active_us == 0) r->active_us = now;  // assigned before a restart: count from now
+      if (now - r->active_us >= timeout) hung.push_back(r);
+    }
+  }
+  std::sort(hung.begin(), hung.end(),
+            [](const Request* a, const Request* b) { return a->row.id < b->row.id; });
+  for (Request* r : hung) {
+    auto mit = movers_.find(r->row.mover);
+    if (mit != movers_.end() && mit->second.connected && r->sent) {
+      v1::CoordinatorMessage msg;
+      auto* item = msg.mutable_cancel()->add_items();
+      item->set_id(r->row.id);
+      item->set_epoch(r->row.epoch);
+      mit->second.channel->Send(Shared(std::move(msg)));
+    }
+    const std::string why = fmt::format("mover {} reported nothing on it for {} s",
+                                        r->row.mover, timeout / 1'000'000);
+    spdlog::warn("request {} ({}): {}; taking it back", r->row.id, r->row.path, why);
+    if (r->row.attempts >= options_.max_attempts) {
+      Finalize(*r, RequestState::kFailed, ETIMEDOUT, why);
+    } else {
+      r->row.error_code = ETIMEDOUT;
+      r->row.error = why;
+      Requeue(*r, why);
+    }
+  }
 }
 
 void Coordinator::StartGrace(Mover& m) {

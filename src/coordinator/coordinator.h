@@ -92,6 +92,10 @@ struct CoordinatorOptions {
   int64_t retry_delay_us = 1'000'000;           // before the first retry; doubles per attempt
   int64_t max_retry_delay_us = 60'000'000;      // cap of that delay
   bool no_retry = false;                        // Lustre's NRA: every failure is final
+  // An assigned request with neither progress nor a result for this long is taken back from
+  // its mover (which is told to cancel it) and requeued, or failed once it has had
+  // max_attempts; Lustre's active_request_timeout. 0 = never.
+  int64_t active_request_timeout_us = 3'600'000'000;
   size_t max_batch_items = 1000;                // items per ActionBatch message
   size_t max_message_bytes = 16 << 20;          // bound for one message to a mover or waiter
   size_t max_dispatch_per_turn = 20'000;        // per mover per loop turn; bounds one append
@@ -211,6 +215,7 @@ class Coordinator {
     bool purge_scheduled = false;
     bool watched = false;
     int64_t retry_at_us = 0;    // queued but held back until then (retry backoff); 0 = not
+    int64_t active_us = 0;      // assigned: when it was assigned or last reported progress
   };
 
   // Queues sort by kind, then rank (0: blocking restores, which a process waits on; 1: the
@@ -312,6 +317,8 @@ class Coordinator {
   int64_t RetryDelay(uint32_t attempts) const;
   void ArmBackoffTimer();
   void OnBackoffTimer();
+  void ArmActiveSweep();
+  void SweepActive();
   void Assign(Mover& m, Request& r);
   void SendAssigned(const std::vector<Send>& sends);
   void SendItems(Mover& m, const std::vector<Request*>& items);
@@ -353,6 +360,7 @@ class Coordinator {
   absl::flat_hash_map<hsm::FileId, FileIds, hsm::FileIdHash> files_;
   // Dispatch queues; a btree keeps ids in order without a node per id.
   // Requests waiting out their retry backoff, by due time; they join queues_ when due.
+  EventLoop::TimerId active_sweep_timer_ = 0;
   std::multimap<int64_t, uint64_t> backoff_;
   EventLoop::TimerId backoff_timer_ = 0;
   int64_t backoff_timer_at_ = 0;

@@ -345,6 +345,47 @@ TEST_F(CoordinatorTest, NoRetryMakesEveryFailureFinal) {
   EXPECT_EQ(h.Row(id)->error_code, EAGAIN);
 }
 
+TEST_F(CoordinatorTest, ASilentActionIsTakenBackAfterTheActiveRequestTimeout) {
+  h.Stop();
+  CoordinatorOptions o = Options();
+  o.active_request_timeout_us = 100 * kSecond;
+  o.mover_grace_us = 1000 * kSecond;  // the mover stays connected: no grace involved
+  h.Start(o);
+  uint64_t quiet = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  uint64_t busy = h.SubmitOne(Spec(v1::ARCHIVE, 2));
+  auto m = Connect(MakeHello("m1", {1}, 1));
+  auto m2 = Connect(MakeHello("m2", {1}, 1));
+  ASSERT_EQ(StateOf(quiet), RequestState::kAssigned);
+  ASSERT_EQ(StateOf(busy), RequestState::kAssigned);
+  const std::string quiet_mover = h.Row(quiet)->mover;
+  const std::string busy_mover = h.Row(busy)->mover;
+  ASSERT_NE(quiet_mover, busy_mover);
+  MoverHandle& q = quiet_mover == "m1" ? m : m2;
+  MoverHandle& b = quiet_mover == "m1" ? m2 : m;
+  // One mover reports progress every 30 s; the other says nothing.
+  for (int i = 0; i < 4; ++i) {
+    h.Advance(30 * kSecond);
+    v1::MoverMessage p;
+    p.mutable_progress()->set_id(busy);
+    p.mutable_progress()->set_epoch(1);
+    p.mutable_progress()->set_bytes_done(i);
+    h.Report(b, p);
+  }
+  h.Advance(20 * kSecond);
+  EXPECT_EQ(StateOf(busy), RequestState::kAssigned);
+  // The silent one was canceled at its mover and went to a mover again (epoch 2).
+  auto row = h.Row(quiet);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_GE(row->epoch, 2u);
+  EXPECT_THAT(row->error, HasSubstr("reported nothing"));
+  bool canceled = false;
+  for (const auto& c : q.channel->cancels()) canceled |= c.id() == quiet && c.epoch() == 1;
+  EXPECT_TRUE(canceled);
+  // Its late result, from the old epoch, is ignored.
+  h.Report(q, ResultMsg(quiet, 1));
+  EXPECT_NE(StateOf(quiet), RequestState::kSucceeded);
+}
+
 TEST_F(CoordinatorTest, CancelQueuedAtOnceAndForwardRunning) {
   uint64_t queued = h.SubmitOne(Spec(v1::ARCHIVE, 1, 5));  // no mover serves 5
   uint64_t running = h.SubmitOne(Spec(v1::ARCHIVE, 2));

@@ -22,6 +22,7 @@ struct ServerOptions {
   uint32_t max_attempts = 3;  // a retryable failure is retried up to this
   int64_t retry_delay_us = 1'000'000;  // backoff before the first retry, doubling per attempt
   bool no_retry = false;               // every failure is final (Lustre's NRA)
+  int64_t active_request_timeout_us = 3'600'000'000;  // silent assigned work is taken back
 };
 
 class Server {

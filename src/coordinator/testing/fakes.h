@@ -184,6 +184,16 @@ class RecordingMoverChannel final : public MoverChannel {
     }
     return out;
   }
+  // The cancel items sent (CancelActions), in order.
+  std::vector<v1::InHand> cancels() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<v1::InHand> out;
+    for (const auto& m : messages_) {
+      if (!m.has_cancel()) continue;
+      for (const auto& it : m.cancel().items()) out.push_back(it);
+    }
+    return out;
+  }
   bool closed() const {
     std::lock_guard<std::mutex> lock(mu_);
     return closed_;
