@@ -11,10 +11,11 @@
 //    A new request may be assigned in the turn that created it (one row, one append, which
 //    fail together); otherwise it enters its dispatch queue only once its row is durable, so
 //    no assignment is ever journaled for a request whose creation failed.
-//  * Dispatch queues are keyed by (action, archive id, flags); each holds ids in id (= age)
+//  * Dispatch queues are keyed by (kind, rank, archive id, flags); each holds ids in id (= age)
 //    order, so take-from-front and removal are O(log n). At the end of a turn with something
-//    to dispatch, each connected mover with free capacity takes, in the order restore,
-//    remove, archive, from the queues of the archive ids it serves, up to its free capacity
+//    to dispatch, each connected mover with free capacity takes, in the order blocking
+//    restore (a process waits on the file), restore, remove, archive, from the queues of the
+//    archive ids it serves, up to its free capacity
 //    (and a per-turn bound). An assignment (mover, ++epoch, ++attempts) is journaled in that
 //    turn's append; the action is sent only when that append is durable, and only if the
 //    request is still assigned to that mover and epoch. Items going to one mover in one turn

@@ -9,6 +9,8 @@
 #include <climits>
 #include <cstdint>
 
+#include "mover/fs/local_fs.h"
+
 namespace tierflow::watch {
 
 Result<std::string> FilesystemIdOf(const std::string& path) {
@@ -16,8 +18,8 @@ Result<std::string> FilesystemIdOf(const std::string& path) {
   if (::statfs(path.c_str(), &sfs) != 0) {
     return Status::FromErrno(errno, "reading the filesystem id of " + path);
   }
-  return fmt::format("{:08x}{:08x}", static_cast<uint32_t>(sfs.f_fsid.__val[0]),
-                     static_cast<uint32_t>(sfs.f_fsid.__val[1]));
+  return mover::FsidString(static_cast<uint32_t>(sfs.f_fsid.__val[0]),
+                           static_cast<uint32_t>(sfs.f_fsid.__val[1]));
 }
 
 std::string PathOfFd(int fd) {

@@ -176,23 +176,13 @@ class RecordingMoverChannel final : public MoverChannel {
   }
   // Every ActionItem sent so far, in order.
   std::vector<v1::ActionItem> items() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<v1::ActionItem> out;
-    for (const auto& m : messages_) {
-      if (!m.has_batch()) continue;
-      for (const auto& it : m.batch().items()) out.push_back(it);
-    }
-    return out;
+    return Collect<v1::ActionItem>(&v1::CoordinatorMessage::has_batch,
+                                   [](const auto& m) { return m.batch().items(); });
   }
   // The cancel items sent (CancelActions), in order.
   std::vector<v1::InHand> cancels() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<v1::InHand> out;
-    for (const auto& m : messages_) {
-      if (!m.has_cancel()) continue;
-      for (const auto& it : m.cancel().items()) out.push_back(it);
-    }
-    return out;
+    return Collect<v1::InHand>(&v1::CoordinatorMessage::has_cancel,
+                               [](const auto& m) { return m.cancel().items(); });
   }
   bool closed() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -200,6 +190,17 @@ class RecordingMoverChannel final : public MoverChannel {
   }
 
  private:
+  template <typename T, typename Has, typename Items>
+  std::vector<T> Collect(Has has, Items items) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<T> out;
+    for (const auto& m : messages_) {
+      if (!(m.*has)()) continue;
+      for (const auto& it : items(m)) out.push_back(it);
+    }
+    return out;
+  }
+
   mutable std::mutex mu_;
   std::vector<v1::CoordinatorMessage> messages_;
   bool closed_ = false;

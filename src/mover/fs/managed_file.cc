@@ -2,6 +2,7 @@
 // the process, and the sealed record write that lets release trust a stamp across our own
 // xattr writes.
 #include "mover/fs/managed_file.h"
+#include "mover/fs/local_fs.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -143,8 +144,8 @@ Result<hsm::FileId> ManagedFile::Identify() const {
   uint32_t gen = Generation(fd(), &error);
   if (!error.ok()) return error.Annotate("identifying " + path_);
   hsm::FileId id;
-  id.fsid = fmt::format("{:08x}{:08x}", static_cast<uint32_t>(sfs.f_fsid.__val[0]),
-                        static_cast<uint32_t>(sfs.f_fsid.__val[1]));
+  id.fsid = FsidString(static_cast<uint32_t>(sfs.f_fsid.__val[0]),
+                       static_cast<uint32_t>(sfs.f_fsid.__val[1]));
   id.fid = {static_cast<uint64_t>(st.st_ino), gen, 0};
   return id;
 }
