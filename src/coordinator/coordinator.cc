@@ -18,6 +18,9 @@ using store::RequestState;
 
 namespace {
 
+// Journal meta key of a mover's drain flag: "drain/<mover id>" = "1" or "0".
+constexpr std::string_view kDrainMetaPrefix = "drain/";
+
 constexpr size_t kMaxInfosPerUpdate = 4096;
 
 // A message built on its own arena: one allocation per block instead of one per field, and
@@ -180,6 +183,15 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
           "lock 2 (quit) was in force at the last stop; starting locked (lock 1): run "
           "`tierflow lock 0` to dispatch again");
     }
+  }
+
+  for (auto it = contents.meta.lower_bound(std::string(kDrainMetaPrefix));
+       it != contents.meta.end() && it->first.starts_with(kDrainMetaPrefix); ++it) {
+    if (it->second != "1") continue;
+    std::string id = it->first.substr(kDrainMetaPrefix.size());
+    auto [mit, created] = movers_.try_emplace(id);
+    if (created) mit->second.id = id;
+    mit->second.draining = true;
   }
 
   std::vector<std::pair<int64_t, std::string>> keys;
@@ -427,6 +439,11 @@ void Coordinator::FlushJournal() {
   if (next_id_dirty_) records.push_back(JournalRecord::Meta("next_id", std::to_string(next_id_)));
   if (lock_dirty_) records.push_back(JournalRecord::Meta("lock", std::to_string(lock_)));
   next_id_dirty_ = lock_dirty_ = false;
+  for (const std::string& id : drain_dirty_) {
+    records.push_back(JournalRecord::Meta(std::string(kDrainMetaPrefix) + id,
+                                          movers_[id].draining ? "1" : "0"));
+  }
+  drain_dirty_.clear();
   for (JournalRecord& rec : extra_records_) records.push_back(std::move(rec));
   extra_records_.clear();
 
@@ -698,6 +715,38 @@ void Coordinator::Lock(uint32_t level, Reply<v1::LockReply> done) {
   });
 }
 
+void Coordinator::Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> done) {
+  auto it = movers_.find(request.mover());
+  if (it == movers_.end()) {
+    done(Status(Code::kNotFound,
+                fmt::format("mover '{}' is not known to this coordinator (it never connected); "
+                            "`tierflow status` lists the movers",
+                            request.mover())));
+    return;
+  }
+  Mover& m = it->second;
+  const bool drain = !request.undo();
+  if (m.draining != drain) {
+    m.draining = drain;
+    drain_dirty_.insert(m.id);
+    if (!drain) dispatch_needed_ = true;
+    spdlog::info("mover {} {}; it holds {} actions", m.id,
+                 drain ? "drained: it is given nothing new" : "undrained", m.assigned.size());
+  }
+  AfterDurable([this, id = m.id, done = std::move(done)](const Status& st) {
+    if (!st.ok()) {
+      done(Status(Code::kUnavailable,
+                  fmt::format("drain of mover {} applied but its journal write failed: {}; it "
+                              "is retried",
+                              id, st.ToString())));
+      return;
+    }
+    v1::DrainReply reply;
+    FillMoverInfo(movers_.at(id), reply.mutable_mover());
+    done(reply);
+  });
+}
+
 void Coordinator::CheckQuit() {
   if (!quit_armed_ || quit_fired_ || lock_ != 2 || assigned_total_ != 0) return;
   quit_fired_ = true;
@@ -731,7 +780,7 @@ void Coordinator::Dispatch() {
   if (lock_ != 0 || !journal_ok_ || shutting_down_ || queues_.empty()) return;
   std::vector<Mover*> ready;
   for (auto& [id, m] : movers_) {
-    if (m.connected) ready.push_back(&m);
+    if (m.connected && !m.draining) ready.push_back(&m);
   }
   if (ready.empty()) return;
   bool more = false;
@@ -1469,6 +1518,22 @@ void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
   }
 }
 
+void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
+  info->set_id(m.id);
+  info->set_host(m.host);
+  for (uint32_t aid : m.archive_ids) info->add_archive_ids(aid);
+  info->mutable_capacities()->set_max_restore(static_cast<int32_t>(m.cap[0]));
+  info->mutable_capacities()->set_max_remove(static_cast<int32_t>(m.cap[1]));
+  info->mutable_capacities()->set_max_archive(static_cast<int32_t>(m.cap[2]));
+  info->mutable_capacities()->set_max_bytes(m.max_bytes);
+  info->set_connected(m.connected);
+  info->set_running(m.assigned.size());
+  info->set_done(m.done);
+  info->set_failed(m.failed);
+  info->set_batches(m.batches);
+  info->set_draining(m.draining);
+}
+
 v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
   v1::StatusReply reply;
   for (int kind = 0; kind < kKinds; ++kind) {
@@ -1481,21 +1546,7 @@ v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
     c->set_failed(n[static_cast<int>(RequestState::kFailed)]);
     c->set_canceled(n[static_cast<int>(RequestState::kCanceled)]);
   }
-  for (const auto& [id, m] : movers_) {
-    v1::MoverInfo* info = reply.add_movers();
-    info->set_id(m.id);
-    info->set_host(m.host);
-    for (uint32_t aid : m.archive_ids) info->add_archive_ids(aid);
-    info->mutable_capacities()->set_max_restore(static_cast<int32_t>(m.cap[0]));
-    info->mutable_capacities()->set_max_remove(static_cast<int32_t>(m.cap[1]));
-    info->mutable_capacities()->set_max_archive(static_cast<int32_t>(m.cap[2]));
-    info->mutable_capacities()->set_max_bytes(m.max_bytes);
-    info->set_connected(m.connected);
-    info->set_running(m.assigned.size());
-    info->set_done(m.done);
-    info->set_failed(m.failed);
-    info->set_batches(m.batches);
-  }
+  for (const auto& [id, m] : movers_) FillMoverInfo(m, reply.add_movers());
   reply.set_lock(lock_);
   for (std::string& w : Warnings()) reply.add_warnings(std::move(w));
   reply.set_journal_records(journal_->committed_records());

@@ -170,6 +170,9 @@ class Coordinator {
   // 0 dispatch, 1 accept but dispatch nothing, 2 as 1 and quit once nothing is assigned.
   // Answers once the lock is durable.
   void Lock(uint32_t level, Reply<v1::LockReply> done);
+  // Drains one mover (or undoes it): it is given nothing new. Journaled as meta
+  // "drain/<mover id>"; answers once durable. An unknown mover id is kNotFound.
+  void Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> done);
 
   // Streams the durable state of `ids` to `channel`: their current state now, then every
   // change, then Finish(ok) when all are final. Unknown ids: kNotFound, nothing registered.
@@ -244,6 +247,7 @@ class Coordinator {
     uint64_t done = 0;
     uint64_t failed = 0;
     uint64_t batches = 0;
+    bool draining = false;  // tierflow drain: given nothing new
 
     bool Serves(uint32_t archive_id) const;
     int64_t Free(int kind) const;
@@ -347,6 +351,7 @@ class Coordinator {
   void RunIdempotencyExpiry();
   void CheckQuit();
 
+  void FillMoverInfo(const Mover& m, v1::MoverInfo* info) const;
   std::string WaitingReason(const Request& r) const;
   std::vector<std::string> Warnings() const;
   void ListRequests(uint32_t limit, v1::StatusReply* reply) const;
@@ -393,6 +398,7 @@ class Coordinator {
   std::vector<store::JournalRecord> extra_records_;  // non-row records of this turn
   bool next_id_dirty_ = false;
   bool lock_dirty_ = false;
+  std::set<std::string> drain_dirty_;  // movers whose drain flag changed this turn
   std::deque<Append> inflight_;
   uint64_t next_seq_ = 1;
   bool journal_ok_ = true;

@@ -258,6 +258,16 @@ grpc::Status CoordinatorService::Lock(grpc::ServerContext*, const v1::LockReques
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::Drain(grpc::ServerContext*, const v1::DrainRequest* request,
+                                       v1::DrainReply* reply) {
+  auto r = CallInLoop<v1::DrainReply>(loop_, [this, request = *request](auto done) {
+    coordinator_->Drain(request, std::move(done));
+  });
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *reply = std::move(r).value();
+  return grpc::Status::OK;
+}
+
 grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::WaitRequest* request,
                                       grpc::ServerWriter<v1::WaitUpdate>* writer) {
   auto queue = std::make_shared<WaitQueue>();

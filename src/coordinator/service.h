@@ -35,6 +35,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
                       v1::StatusReply* reply) override;
   grpc::Status Lock(grpc::ServerContext* context, const v1::LockRequest* request,
                     v1::LockReply* reply) override;
+  grpc::Status Drain(grpc::ServerContext* context, const v1::DrainRequest* request,
+                     v1::DrainReply* reply) override;
   grpc::Status MoverSession(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>* stream) override;
