@@ -119,10 +119,16 @@ Code CodeFor(int rc, int sys_errno) {
   }
 }
 
-const char* AdviceFor(Code code) {
+// What the administrator should do about `code` (with the system's errno, when there is one).
+const char* AdviceFor(Code code, int sys_errno) {
   switch (code) {
     case Code::kNoSpace: return "free space on the filesystem holding it; nothing of this batch was written";
-    case Code::kIo: return "check the disk and the kernel log";
+    case Code::kIo:
+      if (sys_errno == EROFS) {
+        return "the filesystem holding it has turned read-only (often after a disk error): check the kernel log, "
+               "then repair the filesystem and mount it read-write";
+      }
+      return "check the disk and the kernel log";
     case Code::kCorrupt: return "it is damaged or not a tierflow journal; move it aside and restore from a backup";
     case Code::kBusy: return "another tierflow coordinator has it open; stop that one or use another state directory";
     case Code::kPermissionDenied: return "check the ownership and permissions of the file and its directory";
@@ -166,7 +172,7 @@ struct SqliteJournal::Impl {
     if (sys_errno != 0 && (code == Code::kIo || code == Code::kNoSpace)) {
       msg += std::string(" (") + std::strerror(sys_errno) + ")";
     }
-    msg += std::string("; ") + AdviceFor(code);
+    msg += std::string("; ") + AdviceFor(code, sys_errno);
     return Status(code, std::move(msg), code == Code::kIo || code == Code::kNoSpace ? sys_errno : 0);
   }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -509,7 +510,7 @@ class SqliteJournalDiskFullTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a loop filesystem";
     std::string img = dir_.File("fs.img");
     mnt_ = dir_.File("mnt");
-    std::string cmd = "truncate -s 8M " + img + " && mkfs.ext4 -q -F " + img + " && mkdir " + mnt_ +
+    std::string cmd = "truncate -s " + ImageSize() + " " + img + " && mkfs.ext4 -q -F " + img + " && mkdir " + mnt_ +
                       " && mount -o loop " + img + " " + mnt_;
     if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "cannot mount a loop filesystem: " << cmd;
     mounted_ = true;
@@ -519,6 +520,8 @@ class SqliteJournalDiskFullTest : public ::testing::Test {
       EXPECT_EQ(umount(mnt_.c_str()), 0) << std::strerror(errno);
     }
   }
+
+  virtual std::string ImageSize() const { return "8M"; }
 
   // Fills the filesystem, then gives back `leave` bytes. Returns the filler's path.
   std::string Fill(off_t leave) {
@@ -589,6 +592,95 @@ TEST_F(SqliteJournalDiskFullTest, CommitFailsWithNoSpaceAndJournalReopensIntact)
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(LoadOrDie(j.get()).requests.size(), next + 100);
   j.reset();
+}
+
+
+// The coordinator does not reopen its journal when the disk recovers: the connection that hit
+// the full disk must commit again as soon as there is space, with nothing of the failed batch.
+TEST_F(SqliteJournalDiskFullTest, SameConnectionCommitsAgainOnceSpaceIsFreed) {
+  std::string path = mnt_ + "/journal.db";
+  auto j = OpenOrDie(path);
+  ASSERT_NE(j, nullptr);
+  ASSERT_TRUE(j->Commit(BigRows(0, 100)).ok());
+  std::string filler = Fill(300 << 10);
+  uint64_t next = 100;
+  Status failure;
+  for (int i = 0; i < 100 && failure.ok(); ++i) {
+    failure = j->Commit(BigRows(next, 100));
+    if (failure.ok()) next += 100;
+  }
+  ASSERT_EQ(failure.code(), Code::kNoSpace) << failure.ToString();
+  EXPECT_NE(failure.message().find("free space on the filesystem"), std::string::npos) << failure.message();
+  // Still full: a retry fails the same way and applies nothing.
+  EXPECT_EQ(j->Commit(BigRows(next, 100)).code(), Code::kNoSpace);
+  EXPECT_EQ(Ids(LoadOrDie(j.get())).size(), next);
+
+  ASSERT_EQ(unlink(filler.c_str()), 0);
+  for (int i = 0; i < 5; ++i, next += 100) {
+    Status st = j->Commit(BigRows(next, 100));
+    ASSERT_TRUE(st.ok()) << "commit " << i << " after freeing space: " << st.ToString();
+  }
+  std::vector<uint64_t> ids = Ids(LoadOrDie(j.get()));
+  ASSERT_EQ(ids.size(), next);
+  for (uint64_t id = 0; id < next; ++id) ASSERT_EQ(ids[id], id);
+  j.reset();
+  j = OpenOrDie(path);
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(Ids(LoadOrDie(j.get())).size(), next);
+}
+
+// A WAL that needs a checkpoint when the disk is full: the checkpoint cannot grow the database
+// file (SQLite drops that error: the commit itself is durable in the WAL), the WAL keeps growing
+// until it cannot, and once space returns the next commits succeed and the checkpoint completes.
+class SqliteJournalFullCheckpointTest : public SqliteJournalDiskFullTest {
+ protected:
+  // Room for the WAL past the checkpoint threshold (32 MiB) and the database file it fills.
+  std::string ImageSize() const override { return "128M"; }
+};
+
+off_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+TEST_F(SqliteJournalFullCheckpointTest, CheckpointFailsOnAFullDiskAndCompletesOnceSpaceReturns) {
+  std::string path = mnt_ + "/journal.db";
+  std::string wal = path + "-wal";
+  auto j = OpenOrDie(path);
+  ASSERT_NE(j, nullptr);
+  // Just below the autocheckpoint threshold (8192 pages of 4 KiB): nothing is in the database file yet.
+  uint64_t next = 0;
+  while (FileSize(wal) < (31 << 20)) {
+    ASSERT_TRUE(j->Commit(BigRows(next, 200)).ok());
+    next += 200;
+  }
+  off_t db_before = FileSize(path);
+  ASSERT_LT(db_before, 1 << 20) << "a checkpoint ran before the test filled the disk";
+
+  std::string filler = Fill(4 << 20);
+  Status failure;
+  for (int i = 0; i < 200 && failure.ok(); ++i) {
+    failure = j->Commit(BigRows(next, 200));
+    if (failure.ok()) next += 200;
+  }
+  ASSERT_EQ(failure.code(), Code::kNoSpace) << failure.ToString();
+  EXPECT_GT(FileSize(wal), 32 << 20) << "the WAL passed the checkpoint threshold";
+  off_t db_full = FileSize(path);
+  EXPECT_LT(db_full, 16 << 20) << "the checkpoint could not have completed on a full disk";
+  EXPECT_EQ(Ids(LoadOrDie(j.get())).size(), next);
+
+  ASSERT_EQ(unlink(filler.c_str()), 0);
+  Status st = j->Commit(BigRows(next, 200));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  next += 200;
+  EXPECT_GT(FileSize(path), db_full + (8 << 20)) << "the checkpoint did not copy the WAL into the database";
+  j.reset();  // close: checkpoints what is left and removes the WAL
+  EXPECT_EQ(FileSize(wal), -1);
+  j = OpenOrDie(path);
+  ASSERT_NE(j, nullptr);
+  std::vector<uint64_t> ids = Ids(LoadOrDie(j.get()));
+  ASSERT_EQ(ids.size(), next);
+  for (uint64_t id = 0; id < next; ++id) ASSERT_EQ(ids[id], id);
 }
 
 }  // namespace
