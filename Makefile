@@ -2,8 +2,9 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 300
 
-.PHONY: all deps configure build demo test bench clean
+.PHONY: all deps configure build demo test fuzz bench clean
 
 all: build
 
@@ -21,6 +22,11 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 1200
+	@scripts/fuzz.sh 15
+
+# Every libFuzzer target (fuzz/, built with clang in build-fuzz) for FUZZ_SECONDS each.
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
