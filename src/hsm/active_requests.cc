@@ -53,7 +53,8 @@ int HexDigit(char c) {
 }
 
 // "[0A1B]" to bytes. An odd final nibble (older kernels could print half a byte when
-// truncating) is dropped.
+// truncating) is dropped, and so is anything past kActiveRequestDataBytes, which the kernel
+// never prints: ActiveRequest promises no more.
 bool ParseDataField(std::string_view s, std::string* out) {
   if (s.size() < 2 || s.front() != '[' || s.back() != ']') return false;
   s = s.substr(1, s.size() - 2);
@@ -61,7 +62,7 @@ bool ParseDataField(std::string_view s, std::string* out) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (HexDigit(s[i]) < 0) return false;
   }
-  for (size_t i = 0; i + 1 < s.size(); i += 2) {
+  for (size_t i = 0; i + 1 < s.size() && out->size() < kActiveRequestDataBytes; i += 2) {
     out->push_back(static_cast<char>(HexDigit(s[i]) * 16 + HexDigit(s[i + 1])));
   }
   return true;

@@ -67,6 +67,18 @@ TEST(ActiveRequestsTest, DataIsTruncatedToFiveBytes) {
   EXPECT_EQ(back->item.data, "tag=h");
 }
 
+// Found by fuzz/active_requests_fuzz: a longer data field than the kernel prints gave a
+// request holding more than kActiveRequestDataBytes bytes of data.
+TEST(ActiveRequestsTest, ParsedDataKeepsAtMostFiveBytes) {
+  std::string line(kLustreLine);
+  line.replace(line.find("data=[]"), 7, "data=[0102030405060708090A]");
+  Result<ActiveRequest> r = ParseActiveRequest(line);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->item.data, "\x01\x02\x03\x04\x05");
+  line.replace(line.find("data=["), 27, "data=[01020304050607080Z]");
+  EXPECT_FALSE(ParseActiveRequest(line).ok());  // every digit is still checked
+}
+
 TEST(ActiveRequestsTest, RoundTripsEveryAction) {
   for (uint32_t action : {10u, 20u, 21u, 22u, 23u}) {
     ActiveRequest r = Sample();
