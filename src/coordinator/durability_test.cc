@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "coordinator/coordinator.h"
@@ -96,6 +98,21 @@ class Process {
   void Report(Coordinator::SessionId sid, const v1::MoverMessage& m) {
     Run([&] { coord_->MoverReport(sid, m); });
     Drain();
+  }
+  v1::StatusReply GetStatus() {
+    v1::StatusReply reply;
+    Run([&] { reply = coord_->GetStatus(v1::StatusRequest()); });
+    return reply;
+  }
+  bool JournalOk() {
+    bool ok = false;
+    Run([&] { ok = coord_->journal_ok(); });
+    return ok;
+  }
+  size_t RequestCount() {
+    size_t n = 0;
+    Run([&] { n = coord_->request_count(); });
+    return n;
   }
   std::optional<store::RequestRow> Row(uint64_t id) {
     std::optional<store::RequestRow> out;
@@ -225,6 +242,180 @@ TEST_F(DurabilityTest, FailingDiskRefusesSubmitsUntilItRecovers) {
   uint64_t id = ok->accepted(0).id();
   EXPECT_TRUE(p.Row(id).has_value());
 }
+
+
+// A failing disk (EIO), a full one (ENOSPC) and a read-only one (EROFS), injected through the store's interface with the
+// errors the SQLite journal returns for them (sqlite_journal.cc names the file and the remedy).
+struct DiskFault {
+  const char* name;
+  Code code;
+  int sys_errno;
+  const char* what;    // SQLite's words for it
+  const char* advice;  // the journal's remedy
+};
+
+class DiskFaultTest : public DurabilityTest, public ::testing::WithParamInterface<DiskFault> {
+ protected:
+  Status Fault() const {
+    const DiskFault& f = GetParam();
+    return Status(f.code,
+                  "journal " + path_ + ": committing 3 records: " + f.what + " (" +
+                      std::strerror(f.sys_errno) + "); " + f.advice,
+                  f.sys_errno);
+  }
+
+  // 40 acknowledged requests; a mover m1 took 10 and finished 4 of them, so the journal holds
+  // queued, assigned and succeeded rows. Returns the items m1 still holds.
+  std::vector<v1::ActionItem> Populate(Process& p) {
+    for (int b = 0; b < 2; ++b) {
+      v1::SubmitRequest req;
+      for (int i = 0; i < 20; ++i) *req.add_requests() = Spec(v1::ARCHIVE, 1 + b * 20 + i);
+      auto r = p.Submit(req);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (r.ok()) {
+        for (const auto& a : r->accepted()) acked_.push_back(a.id());
+      }
+    }
+    channel_ = std::make_shared<RecordingMoverChannel>();
+    session_ = p.Hello(MakeHello("m1", {1}, 10), channel_);
+    std::vector<v1::ActionItem> items = channel_->items();
+    EXPECT_EQ(items.size(), 10u);
+    if (items.size() < 4) return {};
+    p.Report(session_, Results({items.begin(), items.begin() + 4}));
+    return {items.begin() + 4, items.end()};
+  }
+
+  // Every acknowledged row as the coordinator holds it now.
+  std::map<uint64_t, store::RequestRow> Rows(Process& p) {
+    std::map<uint64_t, store::RequestRow> out;
+    for (uint64_t id : acked_) {
+      auto row = p.Row(id);
+      EXPECT_TRUE(row.has_value()) << "request " << id << " is gone";
+      if (row) out[id] = *row;
+    }
+    return out;
+  }
+
+  // The refusal an administrator reads: what failed, where (the state directory), what to do.
+  void ExpectRefused(const Result<v1::SubmitReply>& r) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kUnavailable);
+    const std::string& m = r.status().message();
+    EXPECT_NE(m.find("journal write failed"), std::string::npos) << m;
+    EXPECT_NE(m.find(dir_), std::string::npos) << "names the state directory: " << m;
+    EXPECT_NE(m.find(GetParam().what), std::string::npos) << m;
+    EXPECT_NE(m.find(GetParam().advice), std::string::npos) << m;
+    EXPECT_NE(m.find("requests not accepted"), std::string::npos) << m;
+  }
+
+  static bool WarnsOfJournal(const v1::StatusReply& status, const std::string& dir) {
+    for (const std::string& w : status.warnings()) {
+      if (w.find("journal") != std::string::npos && w.find(dir) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  std::vector<uint64_t> acked_;
+  std::shared_ptr<RecordingMoverChannel> channel_;
+  Coordinator::SessionId session_ = 0;
+};
+
+TEST_P(DiskFaultTest, RefusesSubmitsAndACrashKeepsExactlyTheAcknowledgedState) {
+  std::map<uint64_t, store::RequestRow> before;
+  {
+    Process p(path_, &clock_, /*faulty=*/true);
+    std::vector<v1::ActionItem> held = Populate(p);
+    ASSERT_EQ(held.size(), 6u);
+    before = Rows(p);
+    ASSERT_EQ(before.size(), 40u);
+
+    p.faulty()->FailAllCommits(Fault());
+    p.Report(session_, Results({held[0]}));  // a result the journal cannot take
+    v1::SubmitRequest req;
+    for (int i = 0; i < 5; ++i) *req.add_requests() = Spec(v1::ARCHIVE, 100 + i);
+    ExpectRefused(p.Submit(req));
+    ExpectRefused(p.Submit(req));  // refused at once while the journal is known to fail
+    EXPECT_FALSE(p.JournalOk());
+    v1::StatusReply status = p.GetStatus();
+    EXPECT_TRUE(WarnsOfJournal(status, dir_)) << status.DebugString();
+    EXPECT_GT(p.faulty()->failed_commits(), 0u);
+  }  // kill -9 while the disk is still failing
+
+  Process restarted(path_, &clock_);
+  EXPECT_EQ(restarted.RequestCount(), before.size()) << "a refused request was journaled";
+  for (const auto& [id, row] : before) {
+    auto now = restarted.Row(id);
+    ASSERT_TRUE(now.has_value()) << "acknowledged request " << id << " lost";
+    EXPECT_EQ(*now, row) << "acknowledged request " << id << " changed";
+  }
+  EXPECT_FALSE(WarnsOfJournal(restarted.GetStatus(), dir_));
+}
+
+TEST_P(DiskFaultTest, ResumesWithoutARestartOnceTheDiskRecovers) {
+  std::map<uint64_t, store::RequestRow> before_crash;
+  uint64_t finished_during_fault = 0;
+  {
+    Process p(path_, &clock_, /*faulty=*/true);
+    std::vector<v1::ActionItem> held = Populate(p);
+    ASSERT_EQ(held.size(), 6u);
+    std::map<uint64_t, store::RequestRow> before = Rows(p);
+
+    p.faulty()->FailAllCommits(Fault());
+    finished_during_fault = held[0].id();
+    p.Report(session_, Results({held[0]}));
+    v1::SubmitRequest refused;
+    *refused.add_requests() = Spec(v1::ARCHIVE, 200);
+    ExpectRefused(p.Submit(refused));
+
+    p.faulty()->ClearFailures();  // the disk recovers; the coordinator is not told
+    for (int i = 0; i < 10 && !p.JournalOk(); ++i) {
+      clock_.Advance(1'000'000);  // the journal retry timer
+      p.loop()->Poke();
+      p.Drain();
+    }
+    ASSERT_TRUE(p.JournalOk()) << "the coordinator did not resume after the disk recovered";
+    EXPECT_FALSE(WarnsOfJournal(p.GetStatus(), dir_));
+
+    v1::SubmitRequest req;
+    for (int i = 0; i < 5; ++i) *req.add_requests() = Spec(v1::ARCHIVE, 300 + i);
+    auto ok = p.Submit(req);
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+    for (const auto& a : ok->accepted()) acked_.push_back(a.id());
+    before_crash = Rows(p);
+    ASSERT_EQ(before_crash.size(), 45u);
+    EXPECT_EQ(before_crash[finished_during_fault].state, RequestState::kSucceeded);
+    for (const auto& [id, row] : before) {
+      const store::RequestRow& now = before_crash[id];
+      if (id == finished_during_fault) continue;
+      if (row.state != RequestState::kQueued) {
+        EXPECT_EQ(now, row) << id;
+      } else {  // dispatch resumed: the freed slot may have taken a queued request
+        EXPECT_TRUE(now.state == RequestState::kQueued || now.state == RequestState::kAssigned) << id;
+        EXPECT_EQ(now.file, row.file) << id;
+        EXPECT_EQ(now.created_us, row.created_us) << id;
+      }
+    }
+  }
+
+  Process restarted(path_, &clock_);
+  EXPECT_EQ(restarted.RequestCount(), before_crash.size());
+  for (const auto& [id, row] : before_crash) {
+    auto now = restarted.Row(id);
+    ASSERT_TRUE(now.has_value()) << "acknowledged request " << id << " lost";
+    EXPECT_EQ(*now, row) << "request " << id << " differs after the restart";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, DiskFaultTest,
+    ::testing::Values(DiskFault{"Eio", Code::kIo, EIO, "disk I/O error",
+                                "check the disk and the kernel log"},
+                      DiskFault{"Enospc", Code::kNoSpace, ENOSPC, "database or disk is full",
+                                "free space on the filesystem holding it"},
+                      // The filesystem turned read-only, then read-write again.
+                      DiskFault{"Erofs", Code::kIo, EROFS, "disk I/O error",
+                                "repair the filesystem and mount it read-write"}),
+    [](const ::testing::TestParamInfo<DiskFault>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace tierflow::coordinator
