@@ -15,6 +15,7 @@
 
 #include "coordinator/coordinator.h"
 #include "coordinator/event_loop.h"
+#include "coordinator/limits.h"
 #include "coordinator/service.h"
 #include "coordinator/writer_sink.h"
 #include "store/journal_writer.h"
@@ -114,11 +115,17 @@ Status ServerImpl::Init() {
   coordinator_->SetQuitHandler([this] { OnQuit(); });
   loop_->Start();
 
-  service_ = std::make_unique<CoordinatorService>(loop_.get(), coordinator_.get());
+  ServiceOptions sopts;
+  sopts.max_wait_streams = options_.max_wait_streams;
+  sopts.max_mover_sessions = options_.max_mover_sessions;
+  service_ = std::make_unique<CoordinatorService>(loop_.get(), coordinator_.get(), sopts);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  // Headers are bounded too: a call whose metadata is larger is refused by the transport.
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             static_cast<int>(limits::kMaxMetadataBytes));
   // Detect movers that vanish without closing their connection.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "tierflow.grpc.pb.h"
@@ -28,11 +29,12 @@ class ServerTest : public ::testing::Test {
     server_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void StartServer() {
+  void StartServer(const std::function<void(ServerOptions*)>& tweak = {}) {
     ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.state_dir = dir_;
     o.mover_grace_us = 60'000'000;
+    if (tweak) tweak(&o);
     auto s = Server::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(s).value();
@@ -234,6 +236,119 @@ TEST_F(ServerTest, LockTwoMakesWaitReturn) {
   ASSERT_TRUE(stub_->Lock(&ctx, req, &reply).ok());
   EXPECT_EQ(reply.lock(), 2u);
   waiter.join();  // returns because nothing is assigned
+}
+
+// Limits are checked before anything reaches the loop: the call is refused whole.
+TEST_F(ServerTest, AClientCallPastALimitIsRefusedWholeNamingTheField) {
+  v1::SubmitRequest req;
+  for (int i = 0; i < 4; ++i) {
+    auto* s = req.add_requests();
+    s->set_action(v1::ARCHIVE);
+    s->mutable_file()->set_fsid("fs");
+    s->mutable_file()->set_seq(i + 1);
+    s->mutable_file()->set_path("/f");
+  }
+  req.mutable_requests(3)->mutable_file()->set_path(std::string(5000, 'p'));
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::SubmitReply reply;
+  grpc::Status st = stub_->Submit(&ctx, req, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "Submit: requests[3].path is 5000 bytes; the limit is 4096");
+
+  grpc::ClientContext sctx;
+  SetDeadline(&sctx);
+  v1::StatusReply status;
+  ASSERT_TRUE(stub_->Status(&sctx, v1::StatusRequest(), &status).ok());
+  for (const auto& c : status.counters()) {
+    EXPECT_EQ(c.queued(), 0u) << "a spec of the refused call was queued";
+  }
+
+  grpc::ClientContext dctx;
+  SetDeadline(&dctx);
+  v1::DrainRequest drain;
+  drain.set_mover("../etc");
+  v1::DrainReply dreply;
+  st = stub_->Drain(&dctx, drain, &dreply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("Drain: mover has byte 0x2f"), std::string::npos)
+      << st.error_message();
+}
+
+TEST_F(ServerTest, WaitStreamsPastTheCapAreRefusedUntilOneEnds) {
+  StopServer();
+  StartServer([](ServerOptions* o) { o->max_wait_streams = 2; });
+  auto ids = Submit(1);  // no mover: stays queued, so waits on it stay open
+  ASSERT_EQ(ids.size(), 1u);
+  v1::WaitRequest req;
+  req.add_ids(ids[0]);
+  // Open streams, each known to the server once its first update has arrived.
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WaitUpdate>>> waits;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    SetDeadline(ctxs.back().get());
+    waits.push_back(stub_->Wait(ctxs.back().get(), req));
+    v1::WaitUpdate u;
+    ASSERT_TRUE(waits.back()->Read(&u));
+  }
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto third = stub_->Wait(&ctx, req);
+    v1::WaitUpdate u;
+    EXPECT_FALSE(third->Read(&u));
+    grpc::Status st = third->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+    EXPECT_NE(st.error_message().find("2 Wait streams open"), std::string::npos)
+        << st.error_message();
+  }
+  // One ends (the client goes away); its slot is free again once the server notices.
+  ctxs[0]->TryCancel();
+  waits[0]->Finish();
+  bool reopened = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!reopened && std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto again = stub_->Wait(&ctx, req);
+    v1::WaitUpdate u;
+    reopened = again->Read(&u);
+    ctx.TryCancel();
+    again->Finish();
+  }
+  EXPECT_TRUE(reopened) << "the slot of an ended Wait stream was never freed";
+  ctxs[1]->TryCancel();
+  waits[1]->Finish();
+}
+
+TEST_F(ServerTest, MoverSessionsPastTheCapAreRefused) {
+  StopServer();
+  StartServer([](ServerOptions* o) { o->max_mover_sessions = 2; });
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<MoverStream>> streams;
+  v1::CoordinatorMessage msg;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    SetDeadline(ctxs.back().get());
+    streams.push_back(stub_->MoverSession(ctxs.back().get()));
+    ASSERT_TRUE(streams.back()->Write(HelloMsg("m" + std::to_string(i))));
+    ASSERT_TRUE(streams.back()->Read(&msg));
+    ASSERT_TRUE(msg.has_welcome());
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto third = stub_->MoverSession(&ctx);
+  third->Write(HelloMsg("m2"));
+  EXPECT_FALSE(third->Read(&msg));
+  grpc::Status st = third->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("2 mover streams open"), std::string::npos)
+      << st.error_message();
+  for (auto& s : streams) {
+    s->WritesDone();
+    s->Finish();
+  }
 }
 
 }  // namespace

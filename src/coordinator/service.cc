@@ -1,4 +1,5 @@
-// gRPC handlers: post into the coordinator loop, wait for the answer, write it back.
+// gRPC handlers: check the request against limits.h, post into the coordinator loop, wait for
+// the answer, write it back.
 #include "coordinator/service.h"
 
 #include <fmt/format.h>
@@ -10,6 +11,8 @@
 #include <future>
 #include <mutex>
 #include <thread>
+
+#include "coordinator/limits.h"
 
 namespace tierflow::coordinator {
 
@@ -64,6 +67,105 @@ grpc::Status ToGrpcStatus(const Status& status) {
 namespace {
 
 const Status kLoopGone(Code::kUnavailable, "coordinator is shutting down; retry after it restarts");
+
+// One of at most `limit` concurrent streams of a kind; released when it goes out of scope.
+class Slot {
+ public:
+  Slot(std::atomic<size_t>* count, size_t limit) : count_(count) {
+    taken_ = count_->fetch_add(1) < limit;
+    if (!taken_) count_->fetch_sub(1);
+  }
+  ~Slot() {
+    if (taken_) count_->fetch_sub(1);
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  bool taken() const { return taken_; }
+
+ private:
+  std::atomic<size_t>* const count_;
+  bool taken_ = false;
+};
+
+grpc::Status TooManyStreams(std::string_view what, size_t limit, std::string_view option) {
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      fmt::format("the coordinator already has {} {} open, its limit; retry once "
+                                  "some have ended, or raise {}",
+                                  limit, what, option));
+}
+
+std::string_view KindName(const v1::MoverMessage& msg) {
+  switch (msg.msg_case()) {
+    case v1::MoverMessage::kHello:
+      return "a Hello";
+    case v1::MoverMessage::kProgress:
+      return "a Progress";
+    case v1::MoverMessage::kResult:
+      return "a Result";
+    case v1::MoverMessage::kReports:
+      return "a Reports";
+    case v1::MoverMessage::kPong:
+      return "a Pong";
+    case v1::MoverMessage::MSG_NOT_SET:
+      break;
+  }
+  return "an empty message";
+}
+
+// The bytes of one session's reports posted to the loop and not yet applied. The reader waits
+// while the session is over its bound, so a mover flooding its stream is slowed by HTTP/2 flow
+// control instead of growing the loop's queue.
+class Backlog : public std::enable_shared_from_this<Backlog> {
+ public:
+  // Gives its bytes back when destroyed: after the report is applied, or dropped by a stopped
+  // loop.
+  class Credit {
+   public:
+    Credit(std::shared_ptr<Backlog> backlog, size_t bytes)
+        : backlog_(std::move(backlog)), bytes_(bytes) {}
+    ~Credit() { backlog_->Release(bytes_); }
+    Credit(const Credit&) = delete;
+    Credit& operator=(const Credit&) = delete;
+
+   private:
+    std::shared_ptr<Backlog> backlog_;
+    size_t bytes_;
+  };
+
+  // Waits until there is room for `bytes` (a message larger than the bound goes alone), or the
+  // call is cancelled.
+  std::shared_ptr<Credit> Take(size_t bytes, grpc::ServerContext* context) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (pending_ > 0 && pending_ + bytes > limits::kMaxPendingReportBytes &&
+           !context->IsCancelled()) {
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    pending_ += bytes;
+    return std::make_shared<Credit>(shared_from_this(), bytes);
+  }
+
+ private:
+  void Release(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ -= bytes;
+    }
+    cv_.notify_one();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t pending_ = 0;
+};
+
+// Ends a mover stream that broke the protocol: logged (naming the peer, as the stream may not
+// have said who it is), and INVALID_ARGUMENT to the peer.
+grpc::Status EndMoverStream(grpc::ServerContext* context, const std::string& who,
+                            const Status& why) {
+  std::string message = fmt::format("{}; closing this mover stream", why.message());
+  spdlog::warn("mover stream from {} ({}): {}", context->peer(), who, message);
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
 
 // Runs `fn` on the loop and waits for the reply it passes to its callback.
 template <typename T>
@@ -207,11 +309,13 @@ class StreamChannel final : public MoverChannel {
 
 }  // namespace
 
-CoordinatorService::CoordinatorService(EventLoop* loop, Coordinator* coordinator)
-    : loop_(loop), coordinator_(coordinator) {}
+CoordinatorService::CoordinatorService(EventLoop* loop, Coordinator* coordinator,
+                                       ServiceOptions options)
+    : loop_(loop), coordinator_(coordinator), options_(options) {}
 
 grpc::Status CoordinatorService::Submit(grpc::ServerContext*, const v1::SubmitRequest* request,
                                         v1::SubmitReply* reply) {
+  if (tierflow::Status st = CheckSubmit(*request); !st.ok()) return ToGrpcStatus(st);
   // `request` outlives the call: this thread waits until the loop has answered.
   auto r = CallInLoop<v1::SubmitReply>(
       loop_, [this, request](auto done) { coordinator_->Submit(*request, std::move(done)); });
@@ -222,6 +326,7 @@ grpc::Status CoordinatorService::Submit(grpc::ServerContext*, const v1::SubmitRe
 
 grpc::Status CoordinatorService::Cancel(grpc::ServerContext*, const v1::CancelRequest* request,
                                         v1::CancelReply* reply) {
+  if (tierflow::Status st = CheckCancel(*request); !st.ok()) return ToGrpcStatus(st);
   auto r = CallInLoop<v1::CancelReply>(
       loop_, [this, request](auto done) { coordinator_->Cancel(*request, std::move(done)); });
   if (!r.ok()) return ToGrpcStatus(r.status());
@@ -231,6 +336,7 @@ grpc::Status CoordinatorService::Cancel(grpc::ServerContext*, const v1::CancelRe
 
 grpc::Status CoordinatorService::State(grpc::ServerContext*, const v1::StateRequest* request,
                                        v1::StateReply* reply) {
+  if (tierflow::Status st = CheckState(*request); !st.ok()) return ToGrpcStatus(st);
   auto r = GetInLoop<v1::StateReply>(
       loop_, [this, request]() -> Result<v1::StateReply> { return coordinator_->State(*request); });
   if (!r.ok()) return ToGrpcStatus(r.status());
@@ -240,6 +346,7 @@ grpc::Status CoordinatorService::State(grpc::ServerContext*, const v1::StateRequ
 
 grpc::Status CoordinatorService::Status(grpc::ServerContext*, const v1::StatusRequest* request,
                                         v1::StatusReply* reply) {
+  if (tierflow::Status st = CheckStatus(*request); !st.ok()) return ToGrpcStatus(st);
   auto r = GetInLoop<v1::StatusReply>(loop_, [this, request]() -> Result<v1::StatusReply> {
     return coordinator_->GetStatus(*request);
   });
@@ -260,6 +367,7 @@ grpc::Status CoordinatorService::Lock(grpc::ServerContext*, const v1::LockReques
 
 grpc::Status CoordinatorService::Drain(grpc::ServerContext*, const v1::DrainRequest* request,
                                        v1::DrainReply* reply) {
+  if (tierflow::Status st = CheckDrain(*request); !st.ok()) return ToGrpcStatus(st);
   auto r = CallInLoop<v1::DrainReply>(loop_, [this, request = *request](auto done) {
     coordinator_->Drain(request, std::move(done));
   });
@@ -270,6 +378,12 @@ grpc::Status CoordinatorService::Drain(grpc::ServerContext*, const v1::DrainRequ
 
 grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::WaitRequest* request,
                                       grpc::ServerWriter<v1::WaitUpdate>* writer) {
+  if (tierflow::Status st = CheckWait(*request); !st.ok()) return ToGrpcStatus(st);
+  Slot slot(&wait_streams_, options_.max_wait_streams);
+  if (!slot.taken()) {
+    return TooManyStreams("Wait streams", options_.max_wait_streams,
+                          "the coordinator's Wait stream limit");
+  }
   auto queue = std::make_shared<WaitQueue>();
   std::vector<uint64_t> ids(request->ids().begin(), request->ids().end());
   auto watch = GetInLoop<Coordinator::WatchId>(
@@ -301,11 +415,32 @@ grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::Wa
 }
 
 grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, MoverStream* stream) {
+  Slot slot(&mover_sessions_, options_.max_mover_sessions);
+  if (!slot.taken()) {
+    spdlog::warn("refusing a mover stream from {}: {} mover streams are open, the limit",
+                 context->peer(), options_.max_mover_sessions);
+    return TooManyStreams("mover streams", options_.max_mover_sessions,
+                          "the coordinator's mover session limit");
+  }
   v1::MoverMessage first;
-  if (!stream->Read(&first)) return grpc::Status::OK;  // gone before saying anything
+  if (!stream->Read(&first)) {
+    if (context->IsCancelled()) return grpc::Status::OK;  // gone before saying anything
+    // gRPC's synchronous Read does not tell a closed stream from bytes that do not parse.
+    return EndMoverStream(
+        context, "no Hello yet",
+        tierflow::Status(Code::kInvalidArgument,
+                         "the stream ended before its Hello, or its first message is not a "
+                         "MoverMessage"));
+  }
   if (!first.has_hello()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the first message of a mover session must be Hello");
+    return EndMoverStream(
+        context, "no Hello yet",
+        tierflow::Status(Code::kInvalidArgument,
+               fmt::format("the first message of a mover stream must be a Hello, got {}",
+                           KindName(first))));
+  }
+  if (tierflow::Status st = CheckMoverMessage(first); !st.ok()) {
+    return EndMoverStream(context, "refused Hello", st);
   }
   auto channel = std::make_shared<StreamChannel>(context, stream);
   auto session = GetInLoop<Coordinator::SessionId>(loop_, [this, &first, channel]() {
@@ -316,27 +451,32 @@ grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, Move
     return ToGrpcStatus(session.status());
   }
   Coordinator::SessionId sid = *session;
-  grpc::Status end = grpc::Status::OK;
-  for (;;) {
-    auto msg = std::make_shared<v1::MoverMessage>();
-    if (!stream->Read(msg.get())) break;
-    if (msg->msg_case() == v1::MoverMessage::kHello ||
-        msg->msg_case() == v1::MoverMessage::MSG_NOT_SET) {
-      end =
-          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                       fmt::format("mover session {}: expected Progress, Result or Reports, got "
-                                   "{}; closing this stream",
-                                   sid, msg->has_hello() ? "a second Hello" : "an empty message"));
-      spdlog::warn("{}", end.error_message());
-      break;
-    }
-    loop_->Post([this, sid, msg] { coordinator_->MoverReport(sid, *msg); });
-  }
+  grpc::Status end = ServeMover(context, stream, first.hello().id(), sid);
+  // The coordinator applies its grace rules to what the session held.
   loop_->Post([this, sid] { coordinator_->MoverGone(sid); });
   channel->Stop();
   tierflow::Status closed;
   if (channel->closed(&closed)) return ToGrpcStatus(closed);
   return end;
+}
+
+grpc::Status CoordinatorService::ServeMover(grpc::ServerContext* context, MoverStream* stream,
+                                            const std::string& mover, uint64_t sid) {
+  auto backlog = std::make_shared<Backlog>();
+  for (;;) {
+    auto msg = std::make_shared<v1::MoverMessage>();
+    // Ends the session alike when the mover closes its side, goes away, or sends bytes that do
+    // not parse (the synchronous API does not tell these apart).
+    if (!stream->Read(msg.get())) return grpc::Status::OK;
+    tierflow::Status st = msg->has_hello()
+                    ? tierflow::Status(Code::kInvalidArgument, "a second Hello on an open session")
+                    : CheckMoverMessage(*msg);
+    if (!st.ok()) {
+      return EndMoverStream(context, fmt::format("mover {}, session {}", mover, sid), st);
+    }
+    auto credit = backlog->Take(msg->ByteSizeLong(), context);
+    loop_->Post([this, sid, msg, credit] { coordinator_->MoverReport(sid, *msg); });
+  }
 }
 
 }  // namespace tierflow::coordinator
