@@ -8,9 +8,13 @@
 // memory (no -shm file, which also lets a journal reopen on a full disk).
 #include "store/sqlite/sqlite_journal.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -138,6 +142,27 @@ const char* AdviceFor(Code code, int sys_errno) {
   }
 }
 
+// The directory holding the journal at `path` (a plain path or a "file:" URI).
+std::string JournalDirectory(const std::string& path) {
+  std::string file = path.rfind("file:", 0) == 0 ? path.substr(5, path.find('?') - 5) : path;
+  size_t slash = file.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
+}
+
+// Whether the filesystem holding `dir` refuses writes because it is read-only. SQLite does not
+// keep the errno of every failed write, and a filesystem that turned read-only after an error
+// (ext4 errors=remount-ro) may still show "rw" in its mount flags, so this tries to create a file.
+bool FilesystemReadOnly(const std::string& dir) {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0) return true;
+  std::string probe = dir + "/.tierflow-write-probe";
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno == EROFS;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return false;
+}
+
 }  // namespace
 
 struct SqliteJournal::Impl {
@@ -167,6 +192,7 @@ struct SqliteJournal::Impl {
     int sys_errno = db != nullptr ? sqlite3_system_errno(db) : 0;
     Code code = CodeFor(rc, sys_errno);
     if (code == Code::kNoSpace && sys_errno == 0) sys_errno = ENOSPC;  // SQLite keeps no errno for FULL
+    if (code == Code::kIo && sys_errno != EROFS && FilesystemReadOnly(JournalDirectory(path))) sys_errno = EROFS;
     const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     std::string msg = "journal " + path + ": " + what + ": " + detail;
     if (sys_errno != 0 && (code == Code::kIo || code == Code::kNoSpace)) {
