@@ -118,6 +118,7 @@ Status ServerImpl::Init() {
   ServiceOptions sopts;
   sopts.max_wait_streams = options_.max_wait_streams;
   sopts.max_mover_sessions = options_.max_mover_sessions;
+  sopts.hello_timeout = std::chrono::milliseconds(options_.hello_timeout_us / 1000);
   service_ = std::make_unique<CoordinatorService>(loop_.get(), coordinator_.get(), sopts);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);

@@ -27,6 +27,7 @@ struct ServerOptions {
   // gRPC thread, so a client opening streams in a loop cannot exhaust the process.
   size_t max_wait_streams = 4096;
   size_t max_mover_sessions = 256;
+  int64_t hello_timeout_us = 10'000'000;  // a mover stream silent this long is ended
 };
 
 class Server {

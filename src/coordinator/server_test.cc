@@ -351,5 +351,38 @@ TEST_F(ServerTest, MoverSessionsPastTheCapAreRefused) {
   }
 }
 
+// A stream that never says Hello would hold its session slot forever; it is ended instead.
+TEST_F(ServerTest, AMoverStreamSilentPastTheHelloTimeoutIsEndedAndFreesItsSlot) {
+  StopServer();
+  StartServer([](ServerOptions* o) {
+    o->max_mover_sessions = 1;
+    o->hello_timeout_us = 200'000;
+  });
+  grpc::ClientContext silent_ctx;
+  SetDeadline(&silent_ctx);
+  auto silent = stub_->MoverSession(&silent_ctx);
+  v1::CoordinatorMessage msg;
+  EXPECT_FALSE(silent->Read(&msg));  // ends without our writing anything
+  grpc::Status st = silent->Finish();
+  EXPECT_FALSE(st.ok());
+
+  // The client may hear of the end just before the handler has returned its slot.
+  bool welcomed = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!welcomed && std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    auto mover = stub_->MoverSession(&ctx);
+    mover->Write(HelloMsg("m1"));
+    welcomed = mover->Read(&msg) && msg.has_welcome();
+    if (welcomed) mover->WritesDone();
+    st = mover->Finish();
+    if (!welcomed) {
+      ASSERT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+    }
+  }
+  EXPECT_TRUE(welcomed) << "the silent stream's slot was never freed";
+}
+
 }  // namespace
 }  // namespace tierflow::coordinator

@@ -158,6 +158,42 @@ class Backlog : public std::enable_shared_from_this<Backlog> {
   size_t pending_ = 0;
 };
 
+// Cancels a call unless disarmed within `timeout`: a mover stream that says nothing would
+// otherwise hold its session slot (and a thread) forever.
+class HelloDeadline {
+ public:
+  HelloDeadline(grpc::ServerContext* context, std::chrono::milliseconds timeout) {
+    thread_ = std::thread([this, context, timeout] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, timeout, [&] { return disarmed_; })) {
+        expired_ = true;
+        context->TryCancel();
+      }
+    });
+  }
+  ~HelloDeadline() { Disarm(); }
+  HelloDeadline(const HelloDeadline&) = delete;
+  HelloDeadline& operator=(const HelloDeadline&) = delete;
+
+  // Whether it had expired (and cancelled the call) first.
+  bool Disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      disarmed_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    return expired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;
+  bool expired_ = false;
+  std::thread thread_;
+};
+
 // Ends a mover stream that broke the protocol: logged (naming the peer, as the stream may not
 // have said who it is), and INVALID_ARGUMENT to the peer.
 grpc::Status EndMoverStream(grpc::ServerContext* context, const std::string& who,
@@ -423,7 +459,15 @@ grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, Move
                           "the coordinator's mover session limit");
   }
   v1::MoverMessage first;
-  if (!stream->Read(&first)) {
+  HelloDeadline deadline(context, options_.hello_timeout);
+  bool read = stream->Read(&first);
+  if (deadline.Disarm()) {
+    std::string message = fmt::format("no Hello within {} ms; closing this mover stream",
+                                      options_.hello_timeout.count());
+    spdlog::warn("mover stream from {}: {}", context->peer(), message);
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, message);
+  }
+  if (!read) {
     if (context->IsCancelled()) return grpc::Status::OK;  // gone before saying anything
     // gRPC's synchronous Read does not tell a closed stream from bytes that do not parse.
     return EndMoverStream(

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 
 #include "common/status.h"
@@ -26,6 +27,9 @@ struct ServiceOptions {
   // Each open stream holds a gRPC thread; past these, new ones are refused (RESOURCE_EXHAUSTED).
   size_t max_wait_streams = 4096;
   size_t max_mover_sessions = 256;  // counted from the stream's start, before its Hello
+  // A mover stream that has not said Hello by then is ended, so silent streams cannot hold
+  // every session slot.
+  std::chrono::milliseconds hello_timeout{10'000};
 };
 
 class CoordinatorService final : public v1::Coordinator::Service {
