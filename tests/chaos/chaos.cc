@@ -51,7 +51,7 @@ struct Options {
   uint64_t requests = 5000;
   int coordinator_kills = 5;
   int mover_kills = 1;
-  int files = 2000;
+  int files = 3000;
   std::string workdir;  // default: a fresh directory under /tmp
   bool keep = false;
   int batch = 64;             // requests per Submit
@@ -193,6 +193,7 @@ class Driver {
   void ReapFollowers(bool all);
   void Fatal(const std::string& why);
   void Finish();
+  void CheckFinalStatesKept();
   void Progress(bool force);
   void Problem(std::vector<std::string>* list, const std::string& what);
   std::string MoverLog(size_t i, int incarnation) const;
@@ -216,6 +217,8 @@ class Driver {
   std::unordered_map<uint64_t, Pending> pending_;
   std::vector<uint64_t> succeeded_ids_;
   std::map<uint64_t, v1::Action> succeeded_action_;
+  std::unordered_map<uint64_t, v1::RequestState> final_state_;  // as first reported
+  std::set<uint64_t> lost_ids_;
   uint64_t batches_ = 0;
   uint64_t in_transit_ = 0;  // requests in Submits not answered yet
 
@@ -238,6 +241,7 @@ class Driver {
   uint64_t lost_ = 0, duplicated_ = 0, rerun_after_mover_kill_ = 0, merged_ = 0, release_failures_ = 0, rewrites_ = 0;
   int coordinator_kills_ = 0, mover_kills_ = 0;
   uint64_t files_verified_ = 0;
+  uint64_t requests_listed_ = 0;  // by State at the end, for the final-state check
   std::vector<std::string> lost_list_, mismatches_, duplicates_, reruns_, failures_, notes_;
   SteadyClock::time_point start_ = SteadyClock::now(), last_progress_ = SteadyClock::now();
 };
@@ -632,6 +636,7 @@ void Driver::Apply(const Outcome& o) {
   ready_.push_back(p.file);
   if (o.unknown) {
     ++lost_;
+    lost_ids_.insert(o.id);
     f.lost_request = true;
     Problem(&lost_list_, fmt::format("request {} ({} of {}) lost: {}", o.id,
                                      v1::Action_Name(p.action), f.path, o.why));
@@ -641,6 +646,7 @@ void Driver::Apply(const Outcome& o) {
   }
   ++completed_;
   const v1::RequestInfo& r = o.info;
+  final_state_[o.id] = r.state();
   if (r.state() == v1::SUCCEEDED) ++succeeded_;
   if (r.state() == v1::CANCELED) ++canceled_;
   if (r.state() == v1::FAILED) {
@@ -758,6 +764,7 @@ void Driver::Drain() {
     if (SteadyClock::now() - last_change > std::chrono::seconds(o_.drain_timeout_s)) {
       for (auto& [id, p] : pending_) {
         ++lost_;
+        lost_ids_.insert(id);
         files_[p.file].lost_request = true;
         Problem(&lost_list_, fmt::format("request {} ({} of {}) never reached a final state", id,
                                          v1::Action_Name(p.action), files_[p.file].path));
@@ -780,6 +787,41 @@ void Driver::Drain() {
   }
   for (const Outcome& o : late) {
     Problem(&mismatches_, fmt::format("request {} reported after the drain", o.id));
+  }
+}
+
+// Every request the coordinator still lists for the workload's files must be one the driver was
+// answered for, in the final state first reported: a final state is never taken back, and no
+// request exists that a Submit retried through a crash created a second time.
+void Driver::CheckFinalStatesKept() {
+  const size_t kChunk = 200;
+  for (size_t i = 0; i < files_.size(); i += kChunk) {
+    v1::StateRequest req;
+    for (size_t k = i; k < std::min(files_.size(), i + kChunk); ++k) {
+      wire::FileRefToProto(files_[k].id, files_[k].path, req.add_files());
+    }
+    auto reply = client_->State(req);
+    if (!reply.ok()) {
+      Problem(&mismatches_, "cannot list the requests of the files: " + reply.status().ToString());
+      return;
+    }
+    for (const v1::RequestInfo& r : reply->requests()) {
+      ++requests_listed_;
+      if (r.action() == v1::CANCEL) continue;
+      auto it = final_state_.find(r.id());
+      if (it == final_state_.end()) {
+        if (!lost_ids_.count(r.id())) {
+          Problem(&mismatches_, fmt::format("the coordinator lists request {} ({} of {}, {}), "
+                                            "which no Submit answered",
+                                            r.id(), v1::Action_Name(r.action()), r.file().path(),
+                                            v1::RequestState_Name(r.state())));
+        }
+      } else if (it->second != r.state()) {
+        Problem(&mismatches_, fmt::format("request {} was reported {}, the coordinator now says {}",
+                                          r.id(), v1::RequestState_Name(it->second),
+                                          v1::RequestState_Name(r.state())));
+      }
+    }
   }
 }
 
@@ -818,6 +860,13 @@ void Driver::Finish() {
                                     : "",
                           where));
     }
+    for (const auto& [id, lines] : log.successes) {
+      if (!final_state_.count(id) && !lost_ids_.count(id)) {
+        Problem(&mismatches_, fmt::format("request {} was run ({} at {}) but never acknowledged "
+                                          "to the driver",
+                                          id, lines[0].action, lines[0].source));
+      }
+    }
     for (const auto& [id, action] : succeeded_action_) {
       if (!log.successes.count(id)) {
         Problem(&mismatches_, fmt::format("request {} ({}) succeeded but no mover logged doing it",
@@ -825,6 +874,7 @@ void Driver::Finish() {
       }
     }
   }
+  CheckFinalStatesKept();
   // Files against the model; a file whose request was lost is checked against what it is.
   std::vector<ExpectedFile> expected;
   for (File& f : files_) {
@@ -893,7 +943,7 @@ int Driver::Run() {
   std::printf(
       "chaos seed=%llu submitted=%llu completed=%llu lost=%llu duplicated=%llu "
       "rerun_after_mover_kill=%llu coordinator_kills=%d mover_kills=%d files_verified=%llu mismatches=%zu failed=%llu "
-      "canceled=%llu cancel_records=%llu retried_calls=%llu elapsed_s=%.0f%s\n",
+      "canceled=%llu cancel_records=%llu finals_rechecked=%llu retried_calls=%llu elapsed_s=%.0f%s\n",
       static_cast<unsigned long long>(o_.seed), static_cast<unsigned long long>(submitted_),
       static_cast<unsigned long long>(completed_), static_cast<unsigned long long>(lost_),
       static_cast<unsigned long long>(duplicated_),
@@ -901,6 +951,7 @@ int Driver::Run() {
       static_cast<unsigned long long>(files_verified_), mismatches_.size(),
       static_cast<unsigned long long>(failed_), static_cast<unsigned long long>(canceled_),
       static_cast<unsigned long long>(cancel_records_.load()),
+      static_cast<unsigned long long>(requests_listed_),
       static_cast<unsigned long long>(client_ ? client_->retried_calls() : 0), elapsed,
       error.empty() ? "" : " result=error");
   std::fflush(stdout);
