@@ -9,6 +9,7 @@
 //   15 Wait  16 Unwatch [u8]  17 restart over the journal
 // Invariants: nothing crashes; every Reply runs exactly once, by the time the loop is idle
 // with no append held or failing; the coordinator settles after every call.
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -291,13 +292,13 @@ class Driver {
     loop_->Post([&] { loop_->Post([&] { done.set_value(); }); });
     done.get_future().wait();
   }
-  // Until the loop is idle and every append the sink is not holding has completed.
+  // Until the loop is idle and every append the sink is not holding has completed. Each try
+  // waits for one whole loop turn and reads the count in the next.
   void Drain() {
     for (int i = 0; i < 1000; ++i) {
-      Turn();
-      size_t inflight = 0;
-      Run([&] { inflight = coord_->inflight_appends(); });
-      if (inflight <= sink_.held()) return;
+      std::promise<size_t> inflight;
+      loop_->Post([&] { loop_->Post([&] { inflight.set_value(coord_->inflight_appends()); }); });
+      if (inflight.get_future().get() <= sink_.held()) return;
     }
     std::fprintf(stderr, "the coordinator did not settle: appends stay in flight\n");
     std::abort();
@@ -318,6 +319,9 @@ class Driver {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spdlog::set_level(spdlog::level::off);
+  // Invalid UTF-8 in string fields is logged by protobuf (and the message refused).
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int,
+                                     const std::string&) {});
   return 0;
 }
 
