@@ -17,7 +17,7 @@ struct ActionLine {
   uint64_t epoch = 0;
   std::string action;  // ARCHIVE, RESTORE or REMOVE
   std::string fid;
-  int error = 0;  // 0 = success
+  int error = 0;       // 0 = success
   std::string file;    // the log it was read from
   std::string source;  // file:line, for reports
 };

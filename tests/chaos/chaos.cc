@@ -7,14 +7,13 @@
 // request, or any mismatch, makes the exit status 1.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -238,7 +237,8 @@ class Driver {
 
   // Figures.
   uint64_t submitted_ = 0, completed_ = 0, succeeded_ = 0, failed_ = 0, canceled_ = 0;
-  uint64_t lost_ = 0, duplicated_ = 0, rerun_after_mover_kill_ = 0, merged_ = 0, release_failures_ = 0, rewrites_ = 0;
+  uint64_t lost_ = 0, duplicated_ = 0, rerun_after_mover_kill_ = 0, merged_ = 0,
+           release_failures_ = 0, rewrites_ = 0;
   int coordinator_kills_ = 0, mover_kills_ = 0;
   uint64_t files_verified_ = 0;
   uint64_t requests_listed_ = 0;  // by State at the end, for the final-state check
@@ -304,18 +304,18 @@ void Driver::StartCluster() {
   }
   // A free port: bind port 0, read it, close. Reused at every restart.
   address_ = "127.0.0.1:" + std::to_string([] {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-  }());
-  std::vector<std::string> argv = {TIERFLOW_BINARY, "coordinator", "--listen", address_,
-                                   "--state", state_};
+               int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+               sockaddr_in a{};
+               a.sin_family = AF_INET;
+               a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+               ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+               socklen_t len = sizeof a;
+               ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+               ::close(fd);
+               return ntohs(a.sin_port);
+             }());
+  std::vector<std::string> argv = {TIERFLOW_BINARY, "coordinator", "--listen",
+                                   address_,        "--state",     state_};
   argv.insert(argv.end(), coordinator_extra_.begin(), coordinator_extra_.end());
   coordinator_ = std::make_unique<ChildProcess>(argv, logs_ + "/coordinator.log");
   coordinator_->Start();
@@ -369,10 +369,10 @@ void Driver::KillMover(size_t i) {
                  mover_ids_[i].c_str(), static_cast<unsigned long long>(submitted_));
   }
   const int n = ++mover_starts_[i];
-  std::vector<std::string> argv = {TIERFLOW_BINARY, "mover",        "--coordinator", address_,
-                                   "--id",          mover_ids_[i],  "--archive-id",  "1",
-                                   "--posix-root",  archive_,       "--max-archive", "8",
-                                   "--max-restore", "8",            "--max-remove",  "8"};
+  std::vector<std::string> argv = {TIERFLOW_BINARY, "mover",       "--coordinator", address_,
+                                   "--id",          mover_ids_[i], "--archive-id",  "1",
+                                   "--posix-root",  archive_,      "--max-archive", "8",
+                                   "--max-restore", "8",           "--max-remove",  "8"};
   if (have_action_log_) argv.insert(argv.end(), {"--action-log", MoverLog(i, n)});
   movers_[i] = std::make_unique<ChildProcess>(argv, logs_ + "/mover-" + mover_ids_[i] + ".log");
   movers_[i]->Start();
@@ -458,7 +458,7 @@ void Driver::SubmitBatch() {
     wire::FileRefToProto(f.id, f.path, spec->mutable_file());
     spec->set_user("chaos");
     const uint64_t roll = f.rng() % 10000;
-    batch->modes.push_back(roll >= cut      ? kNoCancel
+    batch->modes.push_back(roll >= cut     ? kNoCancel
                            : roll % 2 == 1 ? kCancelAtOnce
                                            : kCancelWhenAssigned);
     batch->files.push_back(i);
@@ -521,9 +521,9 @@ void Driver::FollowBatch(int slot, std::shared_ptr<Batch> batch) {
   auto reply = client_->Submit(batch->request);
   Status st = reply.ok() ? Status::Ok() : reply.status();
   if (st.ok() && reply->accepted_size() != batch->request.requests_size()) {
-    st = Status(Code::kInternal, fmt::format("a Submit of {} requests was answered with {} ids",
-                                             batch->request.requests_size(),
-                                             reply->accepted_size()));
+    st = Status(Code::kInternal,
+                fmt::format("a Submit of {} requests was answered with {} ids",
+                            batch->request.requests_size(), reply->accepted_size()));
   }
   if (st.ok()) {
     for (int k = 0; k < reply->accepted_size(); ++k) {
@@ -549,7 +549,8 @@ void Driver::FollowBatch(int slot, std::shared_ptr<Batch> batch) {
 
 // Follows acknowledged requests to their final states, canceling some at once and some once
 // assigned, then follows the CANCEL requests those cancels recorded.
-Status Driver::FollowRequests(const std::vector<uint64_t>& ids, const std::vector<uint64_t>& at_once,
+Status Driver::FollowRequests(const std::vector<uint64_t>& ids,
+                              const std::vector<uint64_t>& at_once,
                               std::set<uint64_t> when_assigned) {
   std::vector<uint64_t> records;
   if (!at_once.empty()) Cancel(at_once, &records);
@@ -656,9 +657,9 @@ void Driver::Apply(const Outcome& o) {
   }
   auto now = ReadPhase(f);
   if (!now.ok()) {
-    Problem(&mismatches_, fmt::format("after request {} ({} {}): {}: {}", o.id,
-                                      v1::Action_Name(p.action), v1::RequestState_Name(r.state()),
-                                      f.path, now.status().ToString()));
+    Problem(&mismatches_,
+            fmt::format("after request {} ({} {}): {}: {}", o.id, v1::Action_Name(p.action),
+                        v1::RequestState_Name(r.state()), f.path, now.status().ToString()));
     return;
   }
   if (r.state() == v1::SUCCEEDED) {
@@ -817,9 +818,9 @@ void Driver::CheckFinalStatesKept() {
                                             v1::RequestState_Name(r.state())));
         }
       } else if (it->second != r.state()) {
-        Problem(&mismatches_, fmt::format("request {} was reported {}, the coordinator now says {}",
-                                          r.id(), v1::RequestState_Name(it->second),
-                                          v1::RequestState_Name(r.state())));
+        Problem(&mismatches_,
+                fmt::format("request {} was reported {}, the coordinator now says {}", r.id(),
+                            v1::RequestState_Name(it->second), v1::RequestState_Name(r.state())));
       }
     }
   }
@@ -851,8 +852,11 @@ void Driver::Finish() {
         if (k + 1 < lines.size() && !killed_logs.count(l.file)) explained = false;
         where += fmt::format(" [{} mover {} epoch {} at {}]", l.action, l.mover, l.epoch, l.source);
       }
-      ++duplicated_;
-      if (explained) ++rerun_after_mover_kill_;
+      if (explained && !o_.strict) {
+        ++rerun_after_mover_kill_;
+      } else {
+        ++duplicated_;
+      }
       Problem(explained && !o_.strict ? &reruns_ : &duplicates_,
               fmt::format("request {} ran {} times{}:{}", id, lines.size(),
                           explained ? " (the first run's mover was killed before its result "
@@ -882,7 +886,8 @@ void Driver::Finish() {
       auto now = ReadPhase(f);
       if (now.ok()) f.phase = *now;
     }
-    expected.push_back({f.path, f.id, f.phase != Phase::kPlain, f.phase == Phase::kReleased, f.hash});
+    expected.push_back(
+        {f.path, f.id, f.phase != Phase::kPlain, f.phase == Phase::kReleased, f.hash});
   }
   VerifyReport report = VerifyFiles(expected, archive_);
   files_verified_ = report.verified;
@@ -922,7 +927,8 @@ int Driver::Run() {
   auto list = [](const char* what, const std::vector<std::string>& items) {
     if (items.empty()) return;
     std::fprintf(stderr, "chaos: %zu %s:\n", items.size(), what);
-    for (size_t i = 0; i < items.size() && i < 30; ++i) std::fprintf(stderr, "  %s\n", items[i].c_str());
+    for (size_t i = 0; i < items.size() && i < 30; ++i)
+      std::fprintf(stderr, "  %s\n", items[i].c_str());
   };
   list("failed requests", failures_);
   list("lost requests", lost_list_);
@@ -930,7 +936,7 @@ int Driver::Run() {
   list("requests run again after a mover kill (not failing the run; --strict to fail)", reruns_);
   list("mismatches", mismatches_);
   if (!error.empty()) std::fprintf(stderr, "chaos: the run stopped: %s\n", error.c_str());
-  const bool bad = !error.empty() || lost_ > 0 || !duplicates_.empty() || !mismatches_.empty();
+  const bool bad = !error.empty() || lost_ > 0 || duplicated_ > 0 || !mismatches_.empty();
   if (!work_.empty()) {
     if (bad || o_.keep) {
       std::fprintf(stderr, "chaos: kept %s (logs in %s)\n", work_.c_str(), logs_.c_str());
@@ -942,8 +948,10 @@ int Driver::Run() {
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start_).count();
   std::printf(
       "chaos seed=%llu submitted=%llu completed=%llu lost=%llu duplicated=%llu "
-      "rerun_after_mover_kill=%llu coordinator_kills=%d mover_kills=%d files_verified=%llu mismatches=%zu failed=%llu "
-      "canceled=%llu cancel_records=%llu finals_rechecked=%llu retried_calls=%llu elapsed_s=%.0f%s\n",
+      "rerun_after_mover_kill=%llu coordinator_kills=%d mover_kills=%d files_verified=%llu "
+      "mismatches=%zu failed=%llu "
+      "canceled=%llu cancel_records=%llu finals_rechecked=%llu retried_calls=%llu "
+      "elapsed_s=%.0f%s\n",
       static_cast<unsigned long long>(o_.seed), static_cast<unsigned long long>(submitted_),
       static_cast<unsigned long long>(completed_), static_cast<unsigned long long>(lost_),
       static_cast<unsigned long long>(duplicated_),
@@ -966,17 +974,20 @@ int main(int argc, char** argv) {
   Options o;
   o.seed = std::random_device{}();
   CLI::App app{"tierflow chaos driver: kill -9 the coordinator and movers under a seeded workload"};
-  app.add_option("--seed", o.seed, "seed of the workload and the failure schedule (default random)");
+  app.add_option("--seed", o.seed,
+                 "seed of the workload and the failure schedule (default random)");
   app.add_option("--requests", o.requests, "requests to submit")->capture_default_str();
   app.add_option("--coordinator-kills", o.coordinator_kills, "kill -9 of the coordinator")
       ->capture_default_str();
   app.add_option("--mover-kills", o.mover_kills, "kill -9 of a mover")->capture_default_str();
-  app.add_option("--files", o.files, "files in the workload")->capture_default_str()->check(
-      CLI::Range(1, 1'000'000));
+  app.add_option("--files", o.files, "files in the workload")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   app.add_option("--workdir", o.workdir, "new or empty directory to work in (default under /tmp)");
   app.add_flag("--keep", o.keep, "keep the work directory (it is always kept after a failure)");
-  app.add_option("--batch", o.batch, "requests per Submit")->capture_default_str()->check(
-      CLI::Range(1, 10000));
+  app.add_option("--batch", o.batch, "requests per Submit")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   app.add_option("--cancel-percent", o.cancel_percent, "requests canceled")->capture_default_str();
   app.add_flag("--strict", o.strict,
                "fail on actions run again after a mover kill too (see rerun_after_mover_kill)");
@@ -986,12 +997,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tierflow::chaos::KillChildrenOnTerminationSignals();
   std::printf(
-               "chaos seed=%llu; replay: %s --seed %llu --requests %llu --coordinator-kills %d "
-               "--mover-kills %d --files %d --batch %d --cancel-percent %g\n",
-               static_cast<unsigned long long>(o.seed), argv[0],
-               static_cast<unsigned long long>(o.seed),
-               static_cast<unsigned long long>(o.requests), o.coordinator_kills, o.mover_kills,
-               o.files, o.batch, o.cancel_percent);
+      "chaos seed=%llu; replay: %s --seed %llu --requests %llu --coordinator-kills %d "
+      "--mover-kills %d --files %d --batch %d --cancel-percent %g%s\n",
+      static_cast<unsigned long long>(o.seed), argv[0], static_cast<unsigned long long>(o.seed),
+      static_cast<unsigned long long>(o.requests), o.coordinator_kills, o.mover_kills, o.files,
+      o.batch, o.cancel_percent, o.strict ? " --strict" : "");
   std::fflush(stdout);
   return tierflow::chaos::Driver(o).Run();
 }

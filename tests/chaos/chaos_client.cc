@@ -26,8 +26,9 @@ int64_t MsSince(Clock::time_point t) {
 }
 
 Status FromGrpc(const grpc::Status& st, const std::string& what) {
-  return Status(Code::kInternal, fmt::format("{} failed: gRPC {} {}", what,
-                                             static_cast<int>(st.error_code()), st.error_message()));
+  return Status(Code::kInternal,
+                fmt::format("{} failed: gRPC {} {}", what, static_cast<int>(st.error_code()),
+                            st.error_message()));
 }
 
 // "request 123 is not known ..." -> 123; 0 when the message names no request.
@@ -58,9 +59,9 @@ ChaosClient::ChaosClient(const std::string& address, int64_t give_up_ms)
 }
 
 template <typename Req, typename Reply>
-Result<Reply> ChaosClient::Call(
-    grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*, const Req&, Reply*),
-    const Req& request, const char* what) {
+Result<Reply> ChaosClient::Call(grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*,
+                                                                              const Req&, Reply*),
+                                const Req& request, const char* what) {
   const auto start = Clock::now();
   bool retried = false;
   for (;;) {

@@ -45,8 +45,8 @@ class ChaosClient {
 
  private:
   template <typename Req, typename Reply>
-  Result<Reply> Call(grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*,
-                                                                    const Req&, Reply*),
+  Result<Reply> Call(grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                   Reply*),
                      const Req& request, const char* what);
 
   std::string address_;

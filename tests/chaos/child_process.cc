@@ -52,7 +52,8 @@ ChildProcess::~ChildProcess() { Kill(); }
 void ChildProcess::Start() {
   Kill();
   int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot open log " + log_path_ + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot open log " + log_path_ + ": " + std::strerror(errno));
   std::vector<char*> args;
   for (auto& a : argv_) args.push_back(a.data());
   args.push_back(nullptr);

@@ -2,6 +2,7 @@
 #include "verify.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -12,8 +13,6 @@
 #include <memory>
 #include <set>
 
-#include <fmt/format.h>
-
 #include "hsm/hsm_state.h"
 #include "mover/backends/posix_backend.h"
 #include "mover/fs/local_fs.h"
@@ -22,9 +21,10 @@ namespace tierflow::chaos {
 
 Result<uint64_t> HashFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status(Code::kIo, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (fd < 0)
+    return Status(Code::kIo, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                  &XXH3_freeState);
+                                                                 &XXH3_freeState);
   XXH3_64bits_reset(state.get());
   std::vector<char> buf(1 << 20);
   for (;;) {
@@ -45,8 +45,8 @@ Result<uint64_t> HashFile(const std::string& path) {
 namespace {
 
 // Problems of one file, given the archive objects found; `objects` loses the file's copy.
-void CheckFile(const ExpectedFile& f, mover::PosixBackend& backend,
-               std::set<std::string>* objects, std::vector<std::string>* problems) {
+void CheckFile(const ExpectedFile& f, mover::PosixBackend& backend, std::set<std::string>* objects,
+               std::vector<std::string>* problems) {
   auto say = [&](const std::string& what) {
     problems->push_back(fmt::format("{} ({}): {}", f.path, f.id.fid.ToString(), what));
   };
@@ -59,7 +59,8 @@ void CheckFile(const ExpectedFile& f, mover::PosixBackend& backend,
     say(fmt::format("HSM state {:#x} (archived={} released={}), expected archived={} released={}",
                     s, archived, released, f.archived, f.released));
   }
-  if (s & (hsm::kStateDirty | hsm::kStateLost)) say(fmt::format("HSM state {:#x} is dirty or lost", s));
+  if (s & (hsm::kStateDirty | hsm::kStateLost))
+    say(fmt::format("HSM state {:#x} is dirty or lost", s));
   if (!f.released) {
     auto h = HashFile(f.path);
     if (!h.ok()) {
