@@ -945,6 +945,19 @@ int Driver::Run() {
       fs::remove_all(work_, ec);
     }
   }
+  std::fprintf(stderr,
+               "chaos: details: %llu succeeded, %llu rewrites, %llu release failures, %llu merged "
+               "answers, cancels: %llu canceled at once, %llu forwarded to movers, %llu of %llu "
+               "CANCEL requests final, %llu cancel calls failed\n",
+               static_cast<unsigned long long>(succeeded_),
+               static_cast<unsigned long long>(rewrites_),
+               static_cast<unsigned long long>(release_failures_),
+               static_cast<unsigned long long>(merged_),
+               static_cast<unsigned long long>(canceled_at_once_.load()),
+               static_cast<unsigned long long>(cancels_forwarded_.load()),
+               static_cast<unsigned long long>(cancel_records_final_.load()),
+               static_cast<unsigned long long>(cancel_records_.load()),
+               static_cast<unsigned long long>(cancel_errors_.load()));
   const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start_).count();
   std::printf(
       "chaos seed=%llu submitted=%llu completed=%llu lost=%llu duplicated=%llu "
