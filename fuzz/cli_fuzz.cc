@@ -35,16 +35,16 @@ std::vector<std::string> SplitArgs(const uint8_t* data, size_t size) {
   return args;
 }
 
-// Options given in seconds or MB/s that the verbs turn into integer microseconds or bytes per
-// second (x 1e6): whatever the parser accepts must be a finite, non-negative number whose
-// conversion is defined.
-void CheckSeconds(const CLI::App& sub) {
-  for (const char* name : {"--retry-delay", "--active-request-timeout", "--bandwidth"}) {
-    const CLI::Option* opt = sub.get_option_no_throw(name);
-    if (opt == nullptr || opt->count() == 0) continue;
+// Every FLOAT option of tierflow is seconds or MB/s that a verb turns into integer
+// microseconds or bytes per second (x 1e6): whatever the parser accepts must be a finite,
+// non-negative number whose conversion is defined.
+void CheckFloats(const CLI::App& sub) {
+  for (const CLI::Option* opt : sub.get_options()) {
+    if (opt->count() == 0 || opt->get_type_name().rfind("FLOAT", 0) != 0) continue;
     double v = opt->as<double>();
     if (!(std::isfinite(v) && v >= 0 && v * 1e6 < 9.2e18)) {
-      std::fprintf(stderr, "%s accepted %g, which the verb cannot convert to an integer\n", name, v);
+      std::fprintf(stderr, "%s accepted %g, which the verb cannot convert to an integer\n",
+                   opt->get_name().c_str(), v);
       FUZZ_CHECK(false);
     }
   }
@@ -67,7 +67,7 @@ void ParseOnly(const std::vector<std::string>& args) {
   for (const cli::Command& c : commands) {
     if (!c.app->parsed()) continue;
     ++chosen;
-    CheckSeconds(*c.app);
+    CheckFloats(*c.app);
   }
   FUZZ_CHECK(chosen == 1);  // require_subcommand(1): exactly one verb to run
 }

@@ -32,6 +32,16 @@ TEST(CliArgs, UsageErrorsExitWithTwo) {
   EXPECT_EQ(RunArgs({"status", "--bogus"}), kExitUsage);
 }
 
+// Found by fuzz/cli_fuzz: CLI::Range lets NaN through and NonNegativeNumber lets 1e300
+// through, and either made the conversion to integer microseconds undefined.
+TEST(CliArgs, SecondsAndRatesMustBeFiniteAndInRange) {
+  EXPECT_EQ(RunArgs({"coordinator", "--retry-delay", "nan"}), kExitUsage);
+  EXPECT_EQ(RunArgs({"coordinator", "--active-request-timeout", "1e300"}), kExitUsage);
+  EXPECT_EQ(RunArgs({"coordinator", "--active-request-timeout", "inf"}), kExitUsage);
+  EXPECT_EQ(RunArgs({"mover", "--posix-root", "/tmp", "--bandwidth", "nan"}), kExitUsage);
+  EXPECT_EQ(RunArgs({"mover", "--posix-root", "/tmp", "--bandwidth", "-1"}), kExitUsage);
+}
+
 TEST(CliArgs, HelpExitsWithZero) {
   EXPECT_EQ(RunArgs({"--help"}), kExitOk);
   EXPECT_EQ(RunArgs({"archive", "--help"}), kExitOk);

@@ -103,6 +103,19 @@ void AddLogLevel(CLI::App* sub, std::string* level) {
       ->capture_default_str();
 }
 
+// Seconds (or MB/s) from `min` to `max`. Unlike CLI::Range it refuses NaN, which passes every
+// range comparison, and its bound keeps value * 1e6 (microseconds, bytes/s) an integer.
+CLI::Validator FiniteRange(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& input) -> std::string {
+        double v = 0;
+        if (CLI::detail::lexical_cast(input, v) && v >= min && v <= max) return {};
+        return "value " + input + " is not a number from " + CLI::detail::to_string(min) +
+               " to " + CLI::detail::to_string(max);
+      },
+      "FLOAT in [" + CLI::detail::to_string(min) + " - " + CLI::detail::to_string(max) + "]");
+}
+
 // What a coordinator is started with, for `coordinator` and `up`.
 struct CoordinatorArgs {
   std::string listen = "127.0.0.1:7420";
@@ -125,13 +138,13 @@ void AddCoordinatorOptions(CLI::App* sub, CoordinatorArgs* a) {
       ->capture_default_str();
   sub->add_option("--retry-delay", a->retry_delay_s,
                   "seconds before the first retry; doubles per attempt, up to 60 s")
-      ->check(CLI::Range(0.0, 3600.0))
+      ->check(FiniteRange(0.0, 3600.0))
       ->capture_default_str();
   sub->add_flag("--no-retry", a->no_retry, "every failure is final (Lustre's no-retry-action)");
   sub->add_option("--active-request-timeout", a->active_request_timeout_s,
                   "seconds an assigned action may go without progress before it is taken back "
                   "from its mover and requeued (0 never)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(FiniteRange(0.0, 1e9))
       ->capture_default_str();
 }
 
@@ -320,7 +333,7 @@ void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
                   "bytes in flight the coordinator may give (0 unlimited)")
       ->capture_default_str();
   sub->add_option("--bandwidth", a->bandwidth_mb, "MB/s each copy may move (0 unlimited)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(FiniteRange(0.0, 1e9))
       ->capture_default_str();
   sub->add_option("--watch", a->watch.mounts,
                   "mount point to watch: released files there are restored when accessed "
