@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 
@@ -20,6 +21,16 @@ namespace {
 
 // Journal meta key of a mover's drain flag: "drain/<mover id>" = "1" or "0".
 constexpr std::string_view kDrainMetaPrefix = "drain/";
+// The data of a CANCEL request names its target: "cancel_of=<request id>".
+constexpr std::string_view kCancelTargetPrefix = "cancel_of=";
+
+uint64_t CancelTargetOf(const RequestRow& row) {
+  if (!row.data.starts_with(kCancelTargetPrefix)) return 0;
+  uint64_t id = 0;
+  auto [p, ec] = std::from_chars(row.data.data() + kCancelTargetPrefix.size(),
+                                 row.data.data() + row.data.size(), id);
+  return ec == std::errc() ? id : 0;
+}
 
 constexpr size_t kMaxInfosPerUpdate = 4096;
 
@@ -77,6 +88,10 @@ int Coordinator::KindOf(hsm::Action action) {
     default:
       return 2;
   }
+}
+
+int Coordinator::CounterOf(hsm::Action action) {
+  return action == hsm::Action::kCancel ? kKinds : KindOf(action);
 }
 
 hsm::Action Coordinator::ActionOfKind(int kind) {
@@ -140,10 +155,15 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
   int64_t wall = clock_->WallMicros();
   uint64_t max_id = 0;
   std::vector<std::pair<int64_t, uint64_t>> purges;
+  std::vector<uint64_t> pending_cancels;
   for (const RequestRow& row : contents.requests) {
     max_id = std::max(max_id, row.id);
     Request& r = Insert(row);
     r.durable = true;
+    if (row.action == hsm::Action::kCancel) {
+      if (row.state == RequestState::kAssigned) pending_cancels.push_back(row.id);
+      if (!store::IsFinal(row.state)) continue;
+    }
     if (row.state == RequestState::kQueued) {
       Enqueue(r);
     } else if (row.state == RequestState::kAssigned) {
@@ -163,6 +183,21 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
   std::sort(purges.begin(), purges.end());
   purge_fifo_.assign(purges.begin(), purges.end());
   ArmPurgeTimer();
+  // A cancel forwarded before the restart still stands: its target is canceled at its
+  // mover's next Hello (ReconcileHello), or the cancel ends now if the target already has.
+  for (uint64_t id : pending_cancels) {
+    Request& c = *Find(id);
+    Request* target = Find(CancelTargetOf(c.row));
+    if (target != nullptr && !store::IsFinal(target->row.state)) {
+      target->cancel_requested = true;
+      cancel_of_[target->row.id] = id;
+    } else if (target != nullptr) {
+      cancel_of_[target->row.id] = id;
+      EndCancelOf(*target);
+    } else {
+      Finalize(c, RequestState::kSucceeded, 0, "");
+    }
+  }
 
   next_id_ = std::max<uint64_t>(max_id + 1, 1);
   if (auto it = contents.meta.find("next_id"); it != contents.meta.end()) {
@@ -215,6 +250,7 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
     if (!m.assigned.empty()) StartGrace(m);
   }
   ArmActiveSweep();
+  ArmHeartbeat();
   dispatch_needed_ = true;
   spdlog::info(
       "coordinator recovered {} requests ({} queued, {} assigned to {} movers), next id "
@@ -251,14 +287,14 @@ void Coordinator::Index(Request& r) {
 }
 
 void Coordinator::Count(const Request& r) {
-  ++counts_[KindOf(r.row.action)][static_cast<int>(r.row.state)];
+  ++counts_[CounterOf(r.row.action)][static_cast<int>(r.row.state)];
   if (r.row.state == RequestState::kQueued) ++queued_total_;
   if (r.row.state == RequestState::kAssigned) ++assigned_total_;
 }
 
 void Coordinator::SetState(Request& r, RequestState state) {
   RequestState old = r.row.state;
-  int kind = KindOf(r.row.action);
+  int kind = CounterOf(r.row.action);
   --counts_[kind][static_cast<int>(old)];
   ++counts_[kind][static_cast<int>(state)];
   if (old == RequestState::kQueued) --queued_total_;
@@ -274,7 +310,8 @@ void Coordinator::Forget(uint64_t id) {
   if (!r) return;
   if (r->queued) Dequeue(*r);
   if (r->row.state == RequestState::kAssigned) Unassign(*r);
-  int kind = KindOf(r->row.action);
+  cancel_of_.erase(id);
+  int kind = CounterOf(r->row.action);
   --counts_[kind][static_cast<int>(r->row.state)];
   if (r->row.state == RequestState::kQueued) --queued_total_;
   if (r->row.state == RequestState::kAssigned) --assigned_total_;
@@ -332,6 +369,48 @@ void Coordinator::Finalize(Request& r, RequestState state, int32_t error_code, s
   r.row.error = std::move(error);
   r.cancel_requested = false;
   MarkDirty(r);
+  if (!cancel_of_.empty()) EndCancelOf(r);
+}
+
+Coordinator::Request& Coordinator::RecordCancel(Request& target, bool done) {
+  const uint64_t id = next_id_++;
+  next_id_dirty_ = true;
+  Request& c = requests_[id];
+  c.row = target.row;
+  c.row.id = id;
+  c.row.action = hsm::Action::kCancel;
+  c.row.data = fmt::format("{}{}", kCancelTargetPrefix, target.row.id);
+  c.row.flags = 0;
+  c.row.epoch = 0;
+  c.row.attempts = 0;
+  c.row.error_code = 0;
+  c.row.error.clear();
+  c.row.created_us = c.row.changed_us = clock_->WallMicros();
+  c.row.state = done ? RequestState::kSucceeded : RequestState::kAssigned;
+  if (done) c.row.mover.clear();
+  Index(c);
+  current_.created.push_back(id);
+  MarkDirty(c);
+  if (!done) cancel_of_[target.row.id] = id;
+  return c;
+}
+
+// The target of a pending CANCEL request is final: the cancel succeeded if the target ended
+// canceled, and failed (too late) otherwise.
+void Coordinator::EndCancelOf(const Request& target) {
+  auto it = cancel_of_.find(target.row.id);
+  if (it == cancel_of_.end()) return;
+  const uint64_t cancel_id = it->second;
+  cancel_of_.erase(it);
+  Request* c = Find(cancel_id);
+  if (c == nullptr || store::IsFinal(c->row.state)) return;
+  if (target.row.state == RequestState::kCanceled) {
+    Finalize(*c, RequestState::kSucceeded, 0, "");
+  } else {
+    Finalize(*c, RequestState::kFailed, EALREADY,
+             fmt::format("request {} ended {} before the cancel reached it", target.row.id,
+                         store::RequestStateName(target.row.state)));
+  }
 }
 
 void Coordinator::Requeue(Request& r, const std::string& why, int64_t delay_us) {
@@ -395,7 +474,8 @@ void Coordinator::MarkDirty(Request& r) {
 
 void Coordinator::AfterDurable(JournalSink::Done fn) {
   bool current_has_records =
-      !current_.touched.empty() || !extra_records_.empty() || next_id_dirty_ || lock_dirty_;
+      !current_.touched.empty() || !extra_records_.empty() || next_id_dirty_ || lock_dirty_ ||
+      !drain_dirty_.empty();
   if (current_has_records) {
     current_.callbacks.push_back(std::move(fn));
   } else if (!inflight_.empty()) {
@@ -541,6 +621,9 @@ void Coordinator::ScheduleJournalRetry() {
     retry_.clear();
     next_id_dirty_ = true;  // also a probe when nothing else is pending
     lock_dirty_ = true;
+    for (const auto& [id, m] : movers_) {
+      if (m.draining) drain_dirty_.insert(id);
+    }
   });
 }
 
@@ -659,21 +742,36 @@ void Coordinator::Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply
   v1::CancelReply reply;
   std::map<std::string, v1::CoordinatorMessage> forwards;
   for (uint64_t id : targets) {
-    Request& r = *Find(id);
-    if (store::IsFinal(r.row.state)) continue;
-    if (r.row.state == RequestState::kQueued || !r.sent) {
-      Finalize(r, RequestState::kCanceled, ECANCELED, "canceled before it ran");
+    Request* r = Find(id);
+    if (store::IsFinal(r->row.state) || r->row.action == hsm::Action::kCancel) continue;
+    if (auto pending = cancel_of_.find(id); pending != cancel_of_.end()) {
+      reply.add_forwarded(id);  // already forwarded: the cancel it recorded stands
+      reply.add_cancel_requests(pending->second);
+      continue;
+    }
+    auto mit = movers_.find(r->row.mover);
+    const bool mover_here = mit != movers_.end() && mit->second.connected;
+    if (r->row.state == RequestState::kQueued || !r->sent || !mover_here) {
+      // Queued, or assigned but never sent, or held by a mover that is away: it ends here.
+      // A departed mover that comes back with it in hand is told to drop it.
+      const std::string why =
+          r->row.state == RequestState::kAssigned && r->sent
+              ? fmt::format("canceled while its mover {} was away", r->row.mover)
+              : std::string("canceled before it ran");
+      reply.add_cancel_requests(RecordCancel(*r, /*done=*/true).row.id);
+      r = Find(id);  // RecordCancel may have rehashed requests_
+      Finalize(*r, RequestState::kCanceled, ECANCELED, why);
       reply.add_canceled(id);
       continue;
     }
-    r.cancel_requested = true;
+    r->cancel_requested = true;
+    const uint64_t epoch = r->row.epoch;
+    const std::string mover = r->row.mover;
+    reply.add_cancel_requests(RecordCancel(*r, /*done=*/false).row.id);
     reply.add_forwarded(id);
-    auto it = movers_.find(r.row.mover);
-    if (it != movers_.end() && it->second.connected) {
-      auto* item = forwards[r.row.mover].mutable_cancel()->add_items();
-      item->set_id(id);
-      item->set_epoch(r.row.epoch);
-    }
+    auto* item = forwards[mover].mutable_cancel()->add_items();
+    item->set_id(id);
+    item->set_epoch(epoch);
   }
   for (auto& [mover, msg] : forwards) movers_[mover].channel->Send(Shared(std::move(msg)));
   AfterDurable([reply = std::move(reply), done = std::move(done)](const Status& st) {
@@ -767,6 +865,8 @@ void Coordinator::Shutdown() {
   backoff_timer_ = 0;
   if (active_sweep_timer_ != 0) loop_->CancelTimer(active_sweep_timer_);
   active_sweep_timer_ = 0;
+  if (heartbeat_timer_ != 0) loop_->CancelTimer(heartbeat_timer_);
+  heartbeat_timer_ = 0;
   for (auto& [wid, w] : watchers_) w.channel->Finish(closing);
   watchers_.clear();
   watch_index_.clear();
@@ -780,7 +880,7 @@ void Coordinator::Dispatch() {
   if (lock_ != 0 || !journal_ok_ || shutting_down_ || queues_.empty()) return;
   std::vector<Mover*> ready;
   for (auto& [id, m] : movers_) {
-    if (m.connected && !m.draining) ready.push_back(&m);
+    if (m.connected && !m.draining && !m.silent) ready.push_back(&m);
   }
   if (ready.empty()) return;
   bool more = false;
@@ -1004,6 +1104,9 @@ Result<Coordinator::SessionId> Coordinator::MoverHello(const v1::Hello& hello,
   m.grace_timer = 0;
   m.session = next_session_++;
   m.channel = std::move(channel);
+  m.silent = false;
+  m.last_pong_us = clock_->NowMicros();
+  ArmHeartbeat();
   sessions_[m.session] = m.id;
   SetConnected(m, true);
 
@@ -1069,16 +1172,25 @@ void Coordinator::MoverReport(SessionId session, const v1::MoverMessage& message
   Mover* m = FindSessionMover(session);
   if (!m) return;
   size_t ignored = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> acks;
   switch (message.msg_case()) {
     case v1::MoverMessage::kProgress:
       OnProgress(*m, message.progress());
       break;
     case v1::MoverMessage::kResult:
       OnResult(*m, message.result(), &ignored);
+      acks.emplace_back(message.result().id(), message.result().epoch());
       break;
     case v1::MoverMessage::kReports:
       for (const auto& p : message.reports().progress()) OnProgress(*m, p);
-      for (const auto& res : message.reports().results()) OnResult(*m, res, &ignored);
+      acks.reserve(message.reports().results_size());
+      for (const auto& res : message.reports().results()) {
+        OnResult(*m, res, &ignored);
+        acks.emplace_back(res.id(), res.epoch());
+      }
+      break;
+    case v1::MoverMessage::kPong:
+      OnPong(*m);
       break;
     default:
       spdlog::warn("mover {}: ignoring a message of unexpected kind {}", m->id,
@@ -1089,6 +1201,65 @@ void Coordinator::MoverReport(SessionId session, const v1::MoverMessage& message
         "mover {}: ignored {} result(s) for requests not assigned to it at that epoch "
         "(late, duplicate, or reassigned after a disconnect)",
         m->id, ignored);
+  }
+  if (!acks.empty()) AckResults(session, std::move(acks));
+}
+
+// Applied or ignored, a result is acknowledged only once every change it caused is durable:
+// until then the mover keeps it and sends it again on its next session. If the append
+// fails, no ack is sent; the mover's next Hello carries the action again.
+void Coordinator::AckResults(SessionId session,
+                             std::vector<std::pair<uint64_t, uint64_t>> results) {
+  AfterDurable([this, session, results = std::move(results)](const Status& st) {
+    if (!st.ok()) return;
+    Mover* m = FindSessionMover(session);
+    if (m == nullptr) return;
+    v1::CoordinatorMessage msg;
+    auto* items = msg.mutable_acks()->mutable_items();
+    items->Reserve(static_cast<int>(results.size()));
+    for (const auto& [id, epoch] : results) {
+      auto* item = items->Add();
+      item->set_id(id);
+      item->set_epoch(epoch);
+    }
+    m->channel->Send(Shared(std::move(msg)));
+  });
+}
+
+void Coordinator::OnPong(Mover& m) {
+  m.last_pong_us = clock_->NowMicros();
+  if (!m.silent) return;
+  m.silent = false;
+  dispatch_needed_ = true;
+  spdlog::info("mover {} answers heartbeats again; it is given work again", m.id);
+}
+
+void Coordinator::ArmHeartbeat() {
+  if (options_.heartbeat_interval_us <= 0 || shutting_down_ || heartbeat_timer_ != 0) return;
+  heartbeat_timer_ = loop_->RunAt(clock_->NowMicros() + options_.heartbeat_interval_us, [this] {
+    heartbeat_timer_ = 0;
+    Heartbeat();
+    ArmHeartbeat();
+  });
+}
+
+void Coordinator::Heartbeat() {
+  const int64_t now = clock_->NowMicros();
+  for (auto& [id, m] : movers_) {
+    if (!m.connected || !m.channel) continue;
+    if (!m.silent && options_.heartbeat_timeout_us > 0 &&
+        now - m.last_pong_us >= options_.heartbeat_timeout_us) {
+      m.silent = true;
+      spdlog::warn(
+          "mover {} (host '{}') keeps its stream open but has not answered a heartbeat for "
+          "{} s; it is given nothing new, and its {} actions are taken back once they pass "
+          "the active request timeout ({} s)",
+          m.id, m.host, (now - m.last_pong_us) / 1'000'000, m.assigned.size(),
+          options_.active_request_timeout_us / 1'000'000);
+    }
+    v1::CoordinatorMessage msg;
+    msg.mutable_ping()->set_seq(++m.ping_seq);
+    m.channel->Send(Shared(std::move(msg)));
   }
 }
 
@@ -1459,6 +1630,20 @@ std::vector<std::string> Coordinator::Warnings() const {
                     "`tierflow lock 0` to dispatch them",
                     lock_, queued_total_));
   }
+  for (const auto& [id, m] : movers_) {
+    if (m.connected && m.silent) {
+      out.push_back(fmt::format(
+          "mover {} has not answered a heartbeat for {} s; it is given nothing new (is the "
+          "process stopped or hung on its host '{}'?)",
+          id, (clock_->NowMicros() - m.last_pong_us) / 1'000'000, m.host));
+    }
+    if (m.draining) {
+      out.push_back(fmt::format(
+          "mover {} is drained: it is given nothing new ({} actions in hand); run `tierflow "
+          "drain --undo {}` to give it work again",
+          id, m.assigned.size(), id));
+    }
+  }
   if (!journal_ok_) {
     out.push_back(
         fmt::format("journal writes are failing ({}); new requests are refused until a "
@@ -1532,13 +1717,14 @@ void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
   info->set_failed(m.failed);
   info->set_batches(m.batches);
   info->set_draining(m.draining);
+  if (m.connected && m.silent) info->set_silent_us(clock_->NowMicros() - m.last_pong_us);
 }
 
 v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
   v1::StatusReply reply;
-  for (int kind = 0; kind < kKinds; ++kind) {
+  for (int kind = 0; kind < kCounterKinds; ++kind) {
     v1::ActionCounters* c = reply.add_counters();
-    c->set_action(ActionToProto(ActionOfKind(kind)));
+    c->set_action(ActionToProto(kind == kKinds ? hsm::Action::kCancel : ActionOfKind(kind)));
     const auto& n = counts_[kind];
     c->set_queued(n[static_cast<int>(RequestState::kQueued)]);
     c->set_assigned(n[static_cast<int>(RequestState::kAssigned)]);

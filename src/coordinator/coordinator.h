@@ -97,6 +97,11 @@ struct CoordinatorOptions {
   // its mover (which is told to cancel it) and requeued, or failed once it has had
   // max_attempts; Lustre's active_request_timeout. 0 = never.
   int64_t active_request_timeout_us = 3'600'000'000;
+  // Every connected mover gets a Ping this often and answers with a Pong. One silent for
+  // heartbeat_timeout_us (a hung process that keeps its stream) is given nothing new, and
+  // `status` says so; its actions are taken back by the active request timeout. 0 = off.
+  int64_t heartbeat_interval_us = 10'000'000;
+  int64_t heartbeat_timeout_us = 30'000'000;
   size_t max_batch_items = 1000;                // items per ActionBatch message
   size_t max_message_bytes = 16 << 20;          // bound for one message to a mover or waiter
   size_t max_dispatch_per_turn = 20'000;        // per mover per loop turn; bounds one append
@@ -203,6 +208,9 @@ class Coordinator {
   // Dispatch order: restores, removes, archives.
   static constexpr int kKinds = 3;
   static int KindOf(hsm::Action action);
+  // Counters have one more row: CANCEL requests (recorded by Cancel, never dispatched).
+  static constexpr int kCounterKinds = kKinds + 1;
+  static int CounterOf(hsm::Action action);
   static hsm::Action ActionOfKind(int kind);
 
   struct Request {
@@ -248,6 +256,9 @@ class Coordinator {
     uint64_t failed = 0;
     uint64_t batches = 0;
     bool draining = false;  // tierflow drain: given nothing new
+    bool silent = false;    // connected, but no Pong for heartbeat_timeout_us
+    int64_t last_pong_us = 0;
+    uint64_t ping_seq = 0;
 
     bool Serves(uint32_t archive_id) const;
     int64_t Free(int kind) const;
@@ -329,6 +340,15 @@ class Coordinator {
   void SendItems(Mover& m, const std::vector<Request*>& items);
 
   void OnResult(Mover& m, const v1::Result& result, size_t* ignored);
+  void OnPong(Mover& m);
+  void ArmHeartbeat();
+  void Heartbeat();
+  // Acknowledges results to the session once what they changed is durable.
+  void AckResults(SessionId session, std::vector<std::pair<uint64_t, uint64_t>> results);
+  // The CANCEL request recorded for target `r`: ends succeeded at once (`done`), or when the
+  // target is final.
+  Request& RecordCancel(Request& target, bool done);
+  void EndCancelOf(const Request& target);
   void OnProgress(Mover& m, const v1::Progress& progress);
   // Keeps, drops, resends or requeues what `m` held before; returns how many were requeued.
   size_t ReconcileHello(Mover& m, const v1::Hello& hello, v1::Welcome* welcome,
@@ -371,7 +391,10 @@ class Coordinator {
   EventLoop::TimerId backoff_timer_ = 0;
   int64_t backoff_timer_at_ = 0;
   std::map<QueueKey, absl::btree_set<uint64_t>> queues_;
-  std::array<std::array<uint64_t, 6>, kKinds> counts_{};  // [kind][state]
+  std::array<std::array<uint64_t, 6>, kCounterKinds> counts_{};  // [counter kind][state]
+  // Target request id -> the pending CANCEL request recorded for it.
+  std::unordered_map<uint64_t, uint64_t> cancel_of_;
+  EventLoop::TimerId heartbeat_timer_ = 0;
   uint64_t queued_total_ = 0;
   uint64_t assigned_total_ = 0;
 

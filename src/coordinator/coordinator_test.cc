@@ -30,6 +30,7 @@ class CoordinatorTest : public ::testing::Test {
     o.mover_grace_us = 30 * kSecond;
     o.final_grace_us = 10 * kSecond;
     o.journal_retry_us = 1 * kSecond;
+    o.heartbeat_interval_us = 0;  // the test movers do not answer Pings; one test turns them on
     return o;
   }
   MoverHandle Connect(const v1::Hello& hello) {
@@ -717,7 +718,7 @@ TEST_F(CoordinatorTest, AssignmentDurableWhileMoverAwayIsSentOnReconnectWithSame
   EXPECT_EQ(items[0].epoch(), 1u) << "never sent, so not requeued: same assignment";
 }
 
-TEST_F(CoordinatorTest, PendingCancelEndsAWorkTheMoverNoLongerHolds) {
+TEST_F(CoordinatorTest, CancelingWorkHeldByADepartedMoverEndsIt) {
   uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
   auto m = Connect(MakeHello("m1", {1}, 4));
   h.Gone(m);
@@ -725,10 +726,240 @@ TEST_F(CoordinatorTest, PendingCancelEndsAWorkTheMoverNoLongerHolds) {
   req.add_ids(id);
   auto reply = h.Cancel(req);
   ASSERT_TRUE(reply.ok());
-  EXPECT_THAT(reply->forwarded(), ::testing::ElementsAre(id));
-  auto m2 = Connect(MakeHello("m1", {1}, 4));  // came back without it
+  EXPECT_THAT(reply->canceled(), ::testing::ElementsAre(id));
   EXPECT_EQ(StateOf(id), RequestState::kCanceled);
+  EXPECT_THAT(h.Row(id)->error, HasSubstr("m1 was away"));
+  // It comes back with the action in hand: told to drop it, and nothing is run again.
+  v1::Hello hello = MakeHello("m1", {1}, 4);
+  auto* ih = hello.add_in_hand();
+  ih->set_id(id);
+  ih->set_epoch(1);
+  auto m2 = Connect(hello);
+  const auto welcome = m2.channel->messages().front().welcome();
+  ASSERT_EQ(welcome.drop_size(), 1);
+  EXPECT_EQ(welcome.drop(0).id(), id);
   EXPECT_TRUE(m2.channel->items().empty()) << "a canceled request is not run again";
+}
+
+// Lustre's semantics: the CANCEL is itself a request, logged, ending succeeded with its
+// target; a cancel for a file with no request records nothing.
+TEST_F(CoordinatorTest, ACancelIsRecordedAndSucceedsWhenItsTargetEndsCanceled) {
+  uint64_t queued = h.SubmitOne(Spec(v1::ARCHIVE, 1, 5));  // no mover serves 5
+  uint64_t running = h.SubmitOne(Spec(v1::ARCHIVE, 2));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  v1::CancelRequest req;
+  req.add_ids(queued);
+  req.add_ids(running);
+  auto reply = h.Cancel(req);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  ASSERT_EQ(reply->cancel_requests_size(), 2);
+  const uint64_t cancel_queued = reply->cancel_requests(0);
+  const uint64_t cancel_running = reply->cancel_requests(1);
+
+  auto cq = h.Row(cancel_queued);
+  ASSERT_TRUE(cq.has_value());
+  EXPECT_EQ(cq->action, hsm::Action::kCancel);
+  EXPECT_EQ(cq->state, RequestState::kSucceeded);
+  EXPECT_EQ(cq->file, h.Row(queued)->file);
+  auto cr = h.Row(cancel_running);
+  ASSERT_TRUE(cr.has_value());
+  EXPECT_EQ(cr->state, RequestState::kAssigned) << "pending until its target ends";
+  EXPECT_EQ(h.journal().Row(cancel_running)->state, RequestState::kAssigned);
+
+  h.Report(m, ResultMsg(running, 1, ECANCELED));
+  EXPECT_EQ(StateOf(running), RequestState::kCanceled);
+  EXPECT_EQ(StateOf(cancel_running), RequestState::kSucceeded);
+  EXPECT_EQ(h.journal().Row(cancel_running)->state, RequestState::kSucceeded);
+
+  // Status counts CANCEL requests in a row of their own.
+  auto status = h.StatusOf();
+  bool found = false;
+  for (const auto& c : status.counters()) {
+    if (c.action() != v1::CANCEL) continue;
+    found = true;
+    EXPECT_EQ(c.succeeded(), 2u);
+  }
+  EXPECT_TRUE(found);
+
+  // Nothing pending any more: a cancel of these files records nothing.
+  uint64_t before = h.sink().appends();
+  auto again = h.Cancel(req);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->cancel_requests_size(), 0);
+  EXPECT_EQ(h.sink().appends(), before);
+}
+
+TEST_F(CoordinatorTest, ACancelThatArrivesTooLateEndsFailedAndSaysSo) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  v1::CancelRequest req;
+  req.add_ids(id);
+  auto reply = h.Cancel(req);
+  ASSERT_TRUE(reply.ok());
+  ASSERT_EQ(reply->cancel_requests_size(), 1);
+  h.Report(m, ResultMsg(id, 1));  // the mover finished first
+  EXPECT_EQ(StateOf(id), RequestState::kSucceeded);
+  auto c = h.Row(reply->cancel_requests(0));
+  EXPECT_EQ(c->state, RequestState::kFailed);
+  EXPECT_THAT(c->error, HasSubstr("ended succeeded before the cancel reached it"));
+}
+
+TEST_F(CoordinatorTest, AForwardedCancelSurvivesARestart) {
+  uint64_t id = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  v1::CancelRequest req;
+  req.add_ids(id);
+  auto reply = h.Cancel(req);
+  ASSERT_TRUE(reply.ok());
+  const uint64_t cancel = reply->cancel_requests(0);
+  h.Stop();  // the mover's cancel was lost with the old session
+  h.Start(Options());
+  v1::Hello hello = MakeHello("m1", {1}, 4);
+  auto* ih = hello.add_in_hand();
+  ih->set_id(id);
+  ih->set_epoch(1);
+  auto m2 = Connect(hello);
+  ASSERT_EQ(m2.channel->cancels().size(), 1u) << "the cancel is sent again";
+  EXPECT_EQ(m2.channel->cancels()[0].id(), id);
+  h.Report(m2, ResultMsg(id, 1, ECANCELED));
+  EXPECT_EQ(StateOf(id), RequestState::kCanceled);
+  EXPECT_EQ(StateOf(cancel), RequestState::kSucceeded);
+}
+
+TEST_F(CoordinatorTest, ResultsAreAcknowledgedOnlyOnceDurable) {
+  uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  h.sink().Hold(true);
+  v1::MoverMessage msg;
+  auto* res = msg.mutable_reports()->add_results();
+  res->set_id(a);
+  res->set_epoch(1);
+  auto* stale = msg.mutable_reports()->add_results();  // not assigned at that epoch
+  stale->set_id(a);
+  stale->set_epoch(7);
+  h.Report(m, msg);
+  EXPECT_TRUE(m.channel->acks().empty()) << "acknowledged before its row was durable";
+  h.sink().Hold(false);
+  h.sink().Release();
+  h.Drain();
+  const auto acks = m.channel->acks();
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[0].id(), a);
+  EXPECT_EQ(acks[0].epoch(), 1u);
+  EXPECT_EQ(acks[1].epoch(), 7u) << "an ignored result is acknowledged too";
+  EXPECT_EQ(StateOf(a), RequestState::kSucceeded);
+}
+
+// The coordinator dies after the mover wrote a result but before the result was durable: the
+// mover, never acknowledged, lists the action in its next Hello and sends the result again.
+// The action is kept, not requeued, and never given to another mover.
+TEST_F(CoordinatorTest, AResultLostInACrashIsReportedAgainNotRunTwice) {
+  uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  h.sink().Hold(true);
+  h.Report(m, ResultMsg(a, 1));
+  EXPECT_TRUE(m.channel->acks().empty());
+  h.Crash();
+  h.Start(Options());
+  EXPECT_EQ(StateOf(a), RequestState::kAssigned);
+  auto other = Connect(MakeHello("m2", {1}, 4));
+  v1::Hello hello = MakeHello("m1", {1}, 4);
+  auto* ih = hello.add_in_hand();
+  ih->set_id(a);
+  ih->set_epoch(1);
+  auto m2 = Connect(hello);
+  const auto welcome = m2.channel->messages().front().welcome();
+  ASSERT_EQ(welcome.keep_size(), 1);
+  h.Report(m2, ResultMsg(a, 1));
+  EXPECT_EQ(StateOf(a), RequestState::kSucceeded);
+  EXPECT_EQ(h.Row(a)->attempts, 1u) << "ran once";
+  ASSERT_EQ(m2.channel->acks().size(), 1u);
+  h.Advance(120 * kSecond);
+  EXPECT_TRUE(other.channel->items().empty()) << "the action was given to another mover";
+  EXPECT_TRUE(m2.channel->items().empty());
+}
+
+TEST_F(CoordinatorTest, HeartbeatsFindAMoverThatStopsAnsweringAndItsWorkIsTakenBack) {
+  h.Stop();
+  CoordinatorOptions o = Options();
+  o.heartbeat_interval_us = 1 * kSecond;
+  o.heartbeat_timeout_us = 3 * kSecond;
+  o.active_request_timeout_us = 20 * kSecond;
+  h.Start(o);
+  uint64_t a = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  auto hung = Connect(MakeHello("hung", {1}, 1));
+  ASSERT_EQ(hung.channel->items().size(), 1u);
+  auto live = Connect(MakeHello("live", {1}, 4));
+  v1::MoverMessage pong;
+  pong.mutable_pong();
+  for (int i = 0; i < 5; ++i) {
+    h.Advance(1 * kSecond);
+    h.Report(live, pong);
+  }
+  ASSERT_FALSE(hung.channel->pings().empty()) << "no heartbeat was sent";
+  auto status = h.StatusOf();
+  for (const auto& mi : status.movers()) {
+    if (mi.id() == "hung") EXPECT_GE(mi.silent_us(), 3 * kSecond);
+    if (mi.id() == "live") EXPECT_EQ(mi.silent_us(), 0);
+  }
+  bool warned = false;
+  for (const auto& w : status.warnings()) warned |= w.find("hung has not answered") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // The silent mover has a free slot again only on paper: new work goes to the live one.
+  h.Lock(0);
+  uint64_t b = h.SubmitOne(Spec(v1::ARCHIVE, 2));
+  ASSERT_EQ(live.channel->items().size(), 1u);
+  EXPECT_EQ(live.channel->items()[0].id(), b);
+  // Its action is taken back after the active request timeout and goes to the live mover.
+  for (int i = 0; i < 20; ++i) {
+    h.Advance(1 * kSecond);
+    h.Report(live, pong);
+  }
+  EXPECT_EQ(h.Row(a)->mover, "live");
+  ASSERT_GE(hung.channel->cancels().size(), 1u);
+  EXPECT_EQ(hung.channel->cancels()[0].id(), a);
+  // It answers again: healthy, and given work.
+  h.Report(hung, pong);
+  status = h.StatusOf();
+  for (const auto& mi : status.movers()) EXPECT_EQ(mi.silent_us(), 0) << mi.id();
+  uint64_t c = h.SubmitOne(Spec(v1::ARCHIVE, 3));
+  (void)c;
+  EXPECT_EQ(StateOf(c), RequestState::kAssigned);
+}
+
+TEST_F(CoordinatorTest, ADrainedMoverIsGivenNothingNewAcrossARestartUntilUndone) {
+  auto m1 = Connect(MakeHello("m1", {1}, 4));
+  EXPECT_EQ(h.DrainMover("nobody").status().code(), Code::kNotFound);
+  uint64_t held = h.SubmitOne(Spec(v1::ARCHIVE, 1));
+  ASSERT_EQ(m1.channel->items().size(), 1u);
+  auto drained = h.DrainMover("m1");
+  ASSERT_TRUE(drained.ok()) << drained.status().ToString();
+  EXPECT_TRUE(drained->mover().draining());
+  EXPECT_EQ(drained->mover().running(), 1u);
+  EXPECT_EQ(h.journal().Meta("drain/m1"), "1");
+  uint64_t next = h.SubmitOne(Spec(v1::ARCHIVE, 2));
+  EXPECT_EQ(m1.channel->items().size(), 1u) << "a drained mover got new work";
+  h.Report(m1, ResultMsg(held, 1));  // it finishes what it holds
+  EXPECT_EQ(StateOf(held), RequestState::kSucceeded);
+  EXPECT_EQ(StateOf(next), RequestState::kQueued);
+  bool warned = false;
+  const auto drained_status = h.StatusOf();
+  for (const auto& w : drained_status.warnings()) warned |= w.find("m1 is drained") != std::string::npos;
+  EXPECT_TRUE(warned);
+
+  h.Stop();
+  h.Start(Options());
+  m1 = Connect(MakeHello("m1", {1}, 4));
+  EXPECT_TRUE(m1.channel->items().empty()) << "the drain did not survive the restart";
+  auto m2 = Connect(MakeHello("m2", {1}, 4));
+  ASSERT_EQ(m2.channel->items().size(), 1u);
+  EXPECT_EQ(m2.channel->items()[0].id(), next);
+
+  ASSERT_TRUE(h.DrainMover("m1", /*undo=*/true).ok());
+  EXPECT_EQ(h.journal().Meta("drain/m1"), "0");
+  h.SubmitOne(Spec(v1::ARCHIVE, 3));
+  h.SubmitOne(Spec(v1::ARCHIVE, 4));
+  EXPECT_GE(m1.channel->items().size(), 1u) << "undrained, it gets work again";
 }
 
 TEST_F(CoordinatorTest, StatusListsAssignedThenQueuedWithinTheLimit) {

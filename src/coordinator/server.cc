@@ -109,6 +109,8 @@ Status ServerImpl::Init() {
   copts.retry_delay_us = options_.retry_delay_us;
   copts.no_retry = options_.no_retry;
   copts.active_request_timeout_us = options_.active_request_timeout_us;
+  copts.heartbeat_interval_us = options_.heartbeat_interval_us;
+  copts.heartbeat_timeout_us = options_.heartbeat_timeout_us;
   copts.max_message_bytes = options_.max_message_bytes;
   coordinator_ = std::make_unique<Coordinator>(copts, loop_.get(), sink_.get());
   TF_RETURN_IF_ERROR(coordinator_->Recover(*contents));

@@ -23,6 +23,8 @@ struct ServerOptions {
   int64_t retry_delay_us = 1'000'000;  // backoff before the first retry, doubling per attempt
   bool no_retry = false;               // every failure is final (Lustre's NRA)
   int64_t active_request_timeout_us = 3'600'000'000;  // silent assigned work is taken back
+  int64_t heartbeat_interval_us = 10'000'000;          // Ping to every mover this often
+  int64_t heartbeat_timeout_us = 30'000'000;           // no Pong this long: given nothing new
   // Concurrent streams past which new ones are refused (RESOURCE_EXHAUSTED): each holds a
   // gRPC thread, so a client opening streams in a loop cannot exhaust the process.
   size_t max_wait_streams = 4096;

@@ -184,6 +184,20 @@ class RecordingMoverChannel final : public MoverChannel {
     return Collect<v1::InHand>(&v1::CoordinatorMessage::has_cancel,
                                [](const auto& m) { return m.cancel().items(); });
   }
+  // The results acknowledged (ResultAcks), in order.
+  std::vector<v1::InHand> acks() const {
+    return Collect<v1::InHand>(&v1::CoordinatorMessage::has_acks,
+                               [](const auto& m) { return m.acks().items(); });
+  }
+  // The sequence numbers of the Pings sent.
+  std::vector<uint64_t> pings() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> out;
+    for (const auto& m : messages_) {
+      if (m.has_ping()) out.push_back(m.ping().seq());
+    }
+    return out;
+  }
   bool closed() const {
     std::lock_guard<std::mutex> lock(mu_);
     return closed_;

@@ -131,6 +131,17 @@ class Harness {
     if (!*out) return Status(Code::kInternal, "lock was not answered");
     return **out;
   }
+  // The coordinator's Drain of one mover (Drain() above waits for the loop to settle).
+  Result<v1::DrainReply> DrainMover(const std::string& mover, bool undo = false) {
+    v1::DrainRequest req;
+    req.set_mover(mover);
+    req.set_undo(undo);
+    auto out = std::make_shared<std::optional<Result<v1::DrainReply>>>();
+    Run([&] { coord_->Drain(req, [out](Result<v1::DrainReply> r) { out->emplace(r); }); });
+    Drain();
+    if (!*out) return Status(Code::kInternal, "drain was not answered");
+    return **out;
+  }
   v1::StatusReply StatusOf(bool with_requests = false) {
     v1::StatusRequest req;
     req.set_include_requests(with_requests);
