@@ -13,6 +13,7 @@
 
 #include <fmt/ranges.h>
 #include <grpcpp/grpcpp.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,6 +75,18 @@ std::string HostName() {
   return buf;
 }
 
+// The coordinator refuses a Result whose error text passes 16 KiB (and ends the stream):
+// keep the start of a longer one.
+v1::Result Bounded(v1::Result result) {
+  constexpr size_t kMaxErrorBytes = 16000;
+  if (result.error().size() > kMaxErrorBytes) {
+    std::string* e = result.mutable_error();
+    e->resize(kMaxErrorBytes);
+    e->append(" [truncated]");
+  }
+  return result;
+}
+
 using Key = std::pair<uint64_t, uint64_t>;  // (request id, epoch)
 
 // Two actions on one file never run at once.
@@ -89,7 +102,9 @@ struct Task {
   bool dropped = false;              // the coordinator no longer wants it: discard its result
   bool canceled = false;             // the coordinator canceled it: report ECANCELED
   bool sending = false;              // its result is in a Write right now
-  std::optional<v1::Result> result;  // set when done; the task leaves the table once sent
+  bool sent = false;                 // its result was written; waiting for the coordinator's ack
+  bool acked = false;                // acknowledged while its Write was still returning
+  std::optional<v1::Result> result;  // set when done; the task leaves the table once acked
   int64_t last_progress_ms = 0;
 
   Key key() const { return {item.id(), item.epoch()}; }
@@ -104,7 +119,21 @@ class MoverImpl final : public Mover {
     max_[kRestore] = options_.max_restore;
     max_[kRemove] = options_.max_remove;
   }
-  ~MoverImpl() override { Shutdown(); }
+  ~MoverImpl() override {
+    Shutdown();
+    if (action_log_fd_ >= 0) ::close(action_log_fd_);
+  }
+
+  Status OpenActionLog() {
+    if (options_.action_log.empty()) return Status::Ok();
+    action_log_fd_ = ::open(options_.action_log.c_str(),
+                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (action_log_fd_ < 0) {
+      return Status::FromErrno(errno, "opening the action log " + options_.action_log +
+                                          " (--action-log)");
+    }
+    return Status::Ok();
+  }
 
   void StartThreads() {
     session_thread_ = std::thread([this] { SessionLoop(); });
@@ -126,6 +155,7 @@ class MoverImpl final : public Mover {
       c.running += running_[k];
     }
     for (const auto& [key, t] : tasks_) c.unreported += (t->result && !t->dropped) ? 1 : 0;
+    c.pongs = pongs_;
     c.connected = stream_ != nullptr;
     return c;
   }
@@ -142,12 +172,15 @@ class MoverImpl final : public Mover {
   void HandleWelcome(const v1::Welcome& w);
   void HandleBatch(const v1::ActionBatch& batch);
   void HandleCancel(const v1::CancelActions& cancel);
+  void HandleAcks(const v1::ResultAcks& acks);
+  void HandlePing(const v1::Ping& ping);
   void EndStream(grpc::ClientContext* ctx);
   void CloseStreamLocked(std::unique_lock<std::mutex>& lk);
 
   // ---- reports (writer thread) ----
   void WriterLoop();
   bool HasReportsLocked() const;
+  bool HasUnackedLocked() const;
   v1::MoverMessage TakeReportsLocked(std::vector<TaskPtr>* taken);
 
   // ---- tasks (any thread, mu_ held where it says Locked) ----
@@ -157,6 +190,7 @@ class MoverImpl final : public Mover {
   void OnProgress(const TaskPtr& t, uint64_t done, uint64_t total);
   void ForgetLocked(const TaskPtr& t);
   void LogOutcome(const Task& t, const ActionOutcome& out, int64_t elapsed_us) const;
+  void AppendActionLog(const Task& t, const v1::Result& result) const;
   Status ShutdownStatus(const Task& t) const;
 
   const MoverOptions options_;
@@ -170,6 +204,9 @@ class MoverImpl final : public Mover {
   std::array<int32_t, kNumKinds> running_{};
   std::set<FileKey> busy_files_;  // files with an action running
   std::map<Key, v1::Progress> progress_;
+  std::optional<uint64_t> pong_;  // a Ping to answer
+  uint64_t pongs_ = 0;
+  int action_log_fd_ = -1;
   int live_workers_ = 0;
   grpc::ClientContext* ctx_ = nullptr;  // the current call, to cancel it
   grpc::ClientReaderWriter<v1::MoverMessage, v1::CoordinatorMessage>* stream_ =
@@ -236,6 +273,10 @@ bool MoverImpl::RunSession() {
         HandleBatch(msg.batch());
       } else if (msg.has_cancel()) {
         HandleCancel(msg.cancel());
+      } else if (msg.has_acks()) {
+        HandleAcks(msg.acks());
+      } else if (msg.has_ping()) {
+        HandlePing(msg.ping());
       }
     }
   }
@@ -293,6 +334,11 @@ v1::MoverMessage MoverImpl::BuildHelloLocked() const {
 
 void MoverImpl::HandleWelcome(const v1::Welcome& w) {
   std::lock_guard lk(mu_);
+  pong_.reset();
+  // Results written on an earlier session but never acknowledged go out again: the
+  // coordinator may have died before making them durable. It acknowledges and ignores one it
+  // already has.
+  for (auto& [key, t] : tasks_) t->sent = false;
   int dropped = 0;
   for (const v1::InHand& d : w.drop()) {
     auto it = tasks_.find({d.id(), d.epoch()});
@@ -359,6 +405,30 @@ void MoverImpl::HandleCancel(const v1::CancelActions& cancel) {
   }
 }
 
+// The coordinator has made these results durable (or ignored them): forget the actions.
+void MoverImpl::HandleAcks(const v1::ResultAcks& acks) {
+  std::lock_guard lk(mu_);
+  for (const v1::InHand& a : acks.items()) {
+    auto it = tasks_.find({a.id(), a.epoch()});
+    if (it == tasks_.end()) continue;
+    TaskPtr t = it->second;
+    if (!t->result.has_value()) continue;
+    if (t->sending) {
+      t->acked = true;  // the writer forgets it once its Write returns
+      continue;
+    }
+    ForgetLocked(t);
+  }
+  cv_.notify_all();
+}
+
+// Answered under mu_ by the writer: a mover whose lock is stuck does not answer.
+void MoverImpl::HandlePing(const v1::Ping& ping) {
+  std::lock_guard lk(mu_);
+  pong_ = ping.seq();
+  cv_.notify_all();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reports
 
@@ -368,7 +438,14 @@ void MoverImpl::WriterLoop() {
     cv_.wait(lk, [&] { return stop_writer_ || (stream_ != nullptr && HasReportsLocked()); });
     if (stop_writer_) return;
     std::vector<TaskPtr> taken;
-    v1::MoverMessage msg = TakeReportsLocked(&taken);
+    v1::MoverMessage msg;
+    if (pong_.has_value()) {
+      msg.mutable_pong()->set_seq(*pong_);
+      pong_.reset();
+      ++pongs_;
+    } else {
+      msg = TakeReportsLocked(&taken);
+    }
     auto* stream = stream_;
     writer_busy_ = true;
     lk.unlock();
@@ -377,16 +454,25 @@ void MoverImpl::WriterLoop() {
     writer_busy_ = false;
     for (const TaskPtr& t : taken) {
       t->sending = false;
-      if (ok) ForgetLocked(t);
+      if (!ok) continue;
+      t->sent = true;  // kept until acknowledged
+      if (t->acked) ForgetLocked(t);
     }
     cv_.notify_all();
   }
 }
 
 bool MoverImpl::HasReportsLocked() const {
-  if (!progress_.empty()) return true;
+  if (!progress_.empty() || pong_.has_value()) return true;
   for (const auto& [key, t] : tasks_) {
-    if (t->result.has_value() && !t->sending && !t->dropped) return true;
+    if (t->result.has_value() && !t->sending && !t->sent && !t->dropped) return true;
+  }
+  return false;
+}
+
+bool MoverImpl::HasUnackedLocked() const {
+  for (const auto& [key, t] : tasks_) {
+    if (t->result.has_value() && !t->dropped) return true;
   }
   return false;
 }
@@ -397,7 +483,7 @@ v1::MoverMessage MoverImpl::TakeReportsLocked(std::vector<TaskPtr>* taken) {
   for (auto& [key, p] : progress_) *r->add_progress() = p;
   progress_.clear();
   for (const auto& [key, t] : tasks_) {
-    if (!t->result.has_value() || t->sending || t->dropped) continue;
+    if (!t->result.has_value() || t->sending || t->sent || t->dropped) continue;
     if (r->results_size() >= kMaxResultsPerMessage) break;
     *r->add_results() = *t->result;
     t->sending = true;
@@ -444,7 +530,8 @@ void MoverImpl::FinishWithoutRunningLocked(const TaskPtr& t, const Status& statu
   ActionOutcome out{
       status.Annotate(v1::Action_Name(t->item.action()) + " " + t->item.file().path()), 0};
   LogOutcome(*t, out, 0);
-  t->result = MakeResult(t->item, out);
+  t->result = Bounded(MakeResult(t->item, out));
+  AppendActionLog(*t, *t->result);
   if (t->dropped) ForgetLocked(t);
   cv_.notify_all();
 }
@@ -475,10 +562,12 @@ void MoverImpl::RunTask(TaskPtr t) {
   --running_[t->kind];
   --live_workers_;
   busy_files_.erase(FileOf(t->item));
+  v1::Result result = Bounded(MakeResult(t->item, out));
+  AppendActionLog(*t, result);
   if (t->dropped) {
     ForgetLocked(t);
   } else {
-    t->result = MakeResult(t->item, out);
+    t->result = std::move(result);
   }
   if (!stopping_) {
     for (int k = 0; k < kNumKinds; ++k) StartQueuedLocked(k);  // the file may unblock any kind
@@ -526,6 +615,25 @@ void MoverImpl::LogOutcome(const Task& t, const ActionOutcome& out, int64_t elap
   }
 }
 
+// One line per finished action, written before its result can be sent:
+// "<wall_us> <mover id> <request id> <epoch> <ACTION> <fid> <errno>". An audit trail of what
+// ran where; a request with two success lines ran twice.
+void MoverImpl::AppendActionLog(const Task& t, const v1::Result& result) const {
+  if (action_log_fd_ < 0) return;
+  const std::string line = fmt::format(
+      "{} {} {} {} {} {} {}\n",
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count(),
+      options_.id, t.item.id(), t.item.epoch(), v1::Action_Name(t.item.action()),
+      wire::FileIdFromProto(t.item.file()).fid.ToString(), result.error_code());
+  // O_APPEND: one write per line keeps lines whole between movers sharing the file.
+  if (::write(action_log_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    spdlog::warn("mover {}: cannot write the action log {}: {}", options_.id,
+                 options_.action_log, strerror(errno));
+  }
+}
+
 // Cancels what runs (reporting it as retryable so the coordinator gives it to a mover again),
 // waits for the workers, flushes the results for a short while, then closes the stream.
 void MoverImpl::Shutdown() {
@@ -541,8 +649,10 @@ void MoverImpl::Shutdown() {
     }
     for (auto& [key, t] : tasks_) t->cancel = true;
     cv_.wait(lk, [&] { return live_workers_ == 0; });
+    // Results go out and are acknowledged, or wait in hand for the next start to report
+    // them (a restarted mover does not keep them: its actions are requeued after the grace).
     cv_.wait_for(lk, kFlushOnShutdown,
-                 [&] { return stream_ == nullptr || (!HasReportsLocked() && !writer_busy_); });
+                 [&] { return stream_ == nullptr || (!HasUnackedLocked() && !writer_busy_); });
     stop_session_ = true;
     stop_writer_ = true;
     cv_.notify_all();
@@ -610,6 +720,7 @@ Result<std::unique_ptr<Mover>> Mover::Start(const MoverOptions& options) {
     backend = std::move(posix).value();
   }
   auto mover = std::make_unique<MoverImpl>(o, std::move(backend));
+  TF_RETURN_IF_ERROR(mover->OpenActionLog());
   mover->StartThreads();
   spdlog::info("mover {}: serving archive ids {} from {} for the coordinator at {}", o.id,
                fmt::join(o.archive_ids, ","), o.posix_root, o.coordinator);

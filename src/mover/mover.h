@@ -4,7 +4,10 @@
 //
 // Protocol (proto/tierflow.proto, MoverSession): Hello{id, host, archive ids, capacities,
 // in_hand} first; after Welcome the mover drops the `drop` actions (cancels them, discards their
-// results) and sends what it buffered. Results that are ready together go in one Reports
+// results) and sends what it buffered. A result stays in hand until the coordinator
+// acknowledges it (ResultAcks, sent once durable): a stream that breaks before the ack lists
+// the action in the next Hello and sends the result again, so nothing runs twice because a
+// result was lost. Pings are answered with Pongs by the writer. Results that are ready together go in one Reports
 // message with the latest progress. A result has error_code 0, ECANCELED (canceled by
 // CancelActions), or Status::AsErrno(); retryable only for kUnavailable/kTimeout (and for
 // actions stopped by Shutdown). While disconnected the mover keeps running what it holds and
@@ -46,6 +49,9 @@ struct MoverOptions {
   // the process make its own I/O on that filesystem pass a fanotify holder (watch::
   // EnsureHolderPass). An error fails the action as retryable.
   std::function<Status(const std::string& fsid)> prepare_filesystem;
+  // When set, one line per finished action is appended here (see AppendActionLog in
+  // mover.cc): "<wall_us> <mover id> <request id> <epoch> <ACTION> <fid> <errno>".
+  std::string action_log;
   int64_t progress_interval_ms = 2000;
   int64_t reconnect_delay_ms = 200;  // first retry delay; doubles up to 5 s
 };
@@ -54,7 +60,8 @@ struct MoverOptions {
 struct MoverCounts {
   int queued = 0;          // received, waiting for a slot
   int running = 0;         // on a worker now
-  int unreported = 0;      // finished, result not yet sent
+  int unreported = 0;      // finished, result not yet acknowledged by the coordinator
+  uint64_t pongs = 0;      // heartbeats answered
   bool connected = false;  // welcomed on a live stream
 };
 

@@ -22,6 +22,10 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <algorithm>
+#include <iterator>
+#include <sstream>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -54,6 +58,8 @@ struct FakeState {
   int refuse_hellos = 0;                         // answer this many hellos ALREADY_EXISTS
   grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>* stream = nullptr;
   uint64_t sessions = 0;
+  bool ack_results = true;      // acknowledge each result as the coordinator does once durable
+  std::vector<uint64_t> pongs;  // seq of every Pong received
 };
 
 class FakeService final : public v1::Coordinator::Service {
@@ -103,12 +109,20 @@ class FakeService final : public v1::Coordinator::Service {
       s_->result_message.push_back(s_->messages);
     }
     if (m.has_progress()) s_->progress.push_back(m.progress());
+    v1::CoordinatorMessage acks;
     if (m.has_reports()) {
       for (const auto& r : m.reports().results()) {
         s_->results.push_back(r);
         s_->result_message.push_back(s_->messages);
+        auto* a = acks.mutable_acks()->add_items();
+        a->set_id(r.id());
+        a->set_epoch(r.epoch());
       }
       for (const auto& p : m.reports().progress()) s_->progress.push_back(p);
+    }
+    if (m.has_pong()) s_->pongs.push_back(m.pong().seq());
+    if (s_->ack_results && acks.acks().items_size() > 0 && s_->stream != nullptr) {
+      s_->stream->Write(acks);
     }
     s_->cv.notify_all();
   }
@@ -589,12 +603,90 @@ TEST_F(MoverTest, ReconnectsAndReportsWhatFinishedWhileTheCoordinatorWasAway) {
   auto order = ResultOrder();
   EXPECT_EQ(std::count(order.begin(), order.end(), 2u), 0);
   EXPECT_EQ(std::count(order.begin(), order.end(), 1u), 1);
-  // A third session names nothing in hand: 1 and 4 were reported, 2 was dropped.
+  ASSERT_TRUE(WaitCounts([](const MoverCounts& c) { return c.unreported == 0; }))
+      << "results were not acknowledged";
+  // A third session names nothing in hand: 1, 3 and 4 were acknowledged, 2 was dropped.
   fake_.Stop();
   fake_.Start(port);
   ASSERT_TRUE(fake_.WaitUntil([](FakeState& s) { return s.hellos.size() == 3; }));
   h = fake_.With([](FakeState& s) { return s.hellos.back(); });
   EXPECT_EQ(h.in_hand_size(), 0);
+}
+
+// A result the coordinator never acknowledged (it died before making it durable) stays in
+// hand: the next Hello lists it and the result is sent again; once acknowledged it is gone.
+TEST_F(MoverTest, AResultIsKeptUntilAcknowledgedAndSentAgainOnTheNextSession) {
+  fake_.With([](FakeState& s) {
+    s.ack_results = false;
+    return 0;
+  });
+  StartMover();
+  ASSERT_TRUE(SendBatch({Item(1, v1::ARCHIVE, NewFile("a", 1000))}));
+  ASSERT_TRUE(fake_.WaitResult(1));
+  ASSERT_TRUE(WaitCounts([](const MoverCounts& c) { return c.unreported == 1; }));
+  const int port = fake_.port();
+  fake_.Stop();
+  fake_.With([](FakeState& s) {
+    s.ack_results = true;
+    return 0;
+  });
+  fake_.Start(port);
+  ASSERT_TRUE(fake_.WaitUntil([](FakeState& s) { return s.results.size() == 2; }))
+      << "the unacknowledged result was not sent again";
+  v1::Hello h = fake_.With([](FakeState& s) { return s.hellos.back(); });
+  ASSERT_EQ(h.in_hand_size(), 1);
+  EXPECT_EQ(h.in_hand(0).id(), 1u);
+  fake_.With([](FakeState& s) {
+    EXPECT_EQ(s.results[1].id(), 1u);
+    EXPECT_EQ(s.results[1].error_code(), 0);
+    return 0;
+  });
+  ASSERT_TRUE(WaitCounts([](const MoverCounts& c) { return c.unreported == 0; }));
+  fake_.Stop();
+  fake_.Start(port);
+  ASSERT_TRUE(fake_.WaitUntil([](FakeState& s) { return s.hellos.size() == 3; }));
+  EXPECT_EQ(fake_.With([](FakeState& s) { return s.hellos.back().in_hand_size(); }), 0)
+      << "an acknowledged result is forgotten";
+  EXPECT_EQ(fake_.With([](FakeState& s) { return s.results.size(); }), 2u);
+}
+
+TEST_F(MoverTest, PingsAreAnsweredWithTheirSequenceNumber) {
+  StartMover();
+  v1::CoordinatorMessage ping;
+  ping.mutable_ping()->set_seq(41);
+  ASSERT_TRUE(fake_.Send(ping));
+  ping.mutable_ping()->set_seq(42);
+  ASSERT_TRUE(fake_.Send(ping));
+  ASSERT_TRUE(fake_.WaitUntil([](FakeState& s) {
+    return std::find(s.pongs.begin(), s.pongs.end(), 42u) != s.pongs.end();
+  }));
+}
+
+// The action log has one line per finished action, before its result is sent.
+TEST_F(MoverTest, TheActionLogHasALinePerFinishedAction) {
+  const std::string log = root_ + "/actions.log";
+  options_.action_log = log;
+  StartMover();
+  std::string a = NewFile("a", 1000);
+  ASSERT_TRUE(SendBatch({Item(1, v1::ARCHIVE, a), Item(2, v1::RESTORE, NewFile("b", 10))}));
+  ASSERT_TRUE(fake_.WaitResult(1));
+  ASSERT_TRUE(fake_.WaitResult(2));
+  std::istringstream in(ReadFile(log));
+  std::map<uint64_t, std::vector<std::string>> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::vector<std::string> w{std::istream_iterator<std::string>(f), {}};
+    ASSERT_EQ(w.size(), 7u) << line;
+    lines[std::stoull(w[2])] = w;
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1][1], options_.id);
+  EXPECT_EQ(lines[1][3], "1");  // epoch
+  EXPECT_EQ(lines[1][4], "ARCHIVE");
+  EXPECT_EQ(lines[1][6], "0");
+  EXPECT_EQ(lines[2][4], "RESTORE");
+  EXPECT_NE(lines[2][6], "0") << "restoring a file never archived fails";
 }
 
 TEST_F(MoverTest, ADroppedActionStillStoppingHoldsBackTheNextActionOnItsFile) {
