@@ -35,6 +35,7 @@ class RemoveOnExit {
     if (!path_.empty()) ::unlink(path_.c_str());
   }
   void Keep() { path_.clear(); }
+  void Reset(std::string path) { path_ = std::move(path); }
 
  private:
   std::string path_;
@@ -42,6 +43,12 @@ class RemoveOnExit {
 
 std::string NoSpaceHint(const Status& st) {
   return st.code() == Code::kNoSpace ? "; free space in the archive or add capacity" : "";
+}
+
+// A name no other writer uses: this process's pid and a counter.
+std::string UniqueTmpName(const std::string& path) {
+  static std::atomic<uint64_t> counter{0};
+  return fmt::format("{}{}.{}.{}", path, kTmpSuffix, ::getpid(), counter.fetch_add(1));
 }
 
 Status WithHint(const Status& st) {
@@ -200,15 +207,29 @@ Result<PutResult> PosixBackend::Put(int src_fd, const hsm::FileId& file, const C
   if (!S_ISREG(st.st_mode)) return Status(Code::kInvalidArgument, file.ToString() + " is not a regular file");
   std::string rel = RelativePath(file.fid);
   std::string path = options_.root + "/" + rel;
-  std::string tmp = path + std::string(kTmpSuffix);
   TF_RETURN_IF_ERROR(MakeParents(options_.root, rel));
-  UniqueFd dst(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!dst.valid()) return WithHint(Status::FromErrno(errno, "creating archive copy " + tmp));
-  RemoveOnExit remove_tmp(tmp);
+  // The copy is written to an anonymous inode in its directory (O_TMPFILE): a mover killed
+  // mid-copy leaves nothing behind, and one that hangs and wakes after its action was given
+  // to another mover only ever writes its own inode. It is named once whole and synced, by
+  // a name no other writer uses, at once renamed over PATH. Filesystems without O_TMPFILE
+  // get that unique name from the start (and a kill leaves it behind).
+  const std::string dir = path.substr(0, path.rfind('/'));
+  const std::string tmp = UniqueTmpName(path);
+  UniqueFd dst(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+  const bool anonymous = dst.valid();
+  RemoveOnExit remove_tmp("");
+  if (!anonymous) {
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+      return WithHint(Status::FromErrno(errno, "creating archive copy " + path));
+    }
+    dst = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!dst.valid()) return WithHint(Status::FromErrno(errno, "creating archive copy " + tmp));
+    remove_tmp.Reset(tmp);
+  }
 
   SparseCopyOptions copy_opt{options_.chunk_size, options_.progress_interval_ms, /*start_writeback=*/true};
   CopyEnd src_end{src_fd, file.ToString()};
-  CopyEnd dst_end{dst.get(), "archive copy " + tmp};
+  CopyEnd dst_end{dst.get(), "archive copy " + path + " (being written)"};
   auto sum = CopySparse(src_end, dst_end, static_cast<uint64_t>(st.st_size), copy_opt, ctl);
   if (!sum.ok()) return WithHint(sum.status());
   if (::ftruncate(dst.get(), st.st_size) != 0) return WithHint(Status::FromErrno(errno, "sizing " + dst_end.name));
@@ -216,6 +237,13 @@ Result<PutResult> PosixBackend::Put(int src_fd, const hsm::FileId& file, const C
   std::string hex = fmt::format("{:016x}", *sum);
   ::fsetxattr(dst.get(), kChecksumXattr, hex.data(), hex.size(), 0);  // best effort, see header
   if (::fsync(dst.get()) != 0) return WithHint(Status::FromErrno(errno, "syncing " + dst_end.name));
+  if (anonymous) {
+    const std::string self = fmt::format("/proc/self/fd/{}", dst.get());
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return WithHint(Status::FromErrno(errno, "naming archive copy " + tmp));
+    }
+    remove_tmp.Reset(tmp);
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return Status::FromErrno(errno, fmt::format("renaming archive copy {} to {}", tmp, path));
   }
@@ -277,7 +305,7 @@ Status PosixBackend::ListObjects(const std::function<void(const std::string& obj
     std::error_code type_ec;
     if (!e.is_regular_file(type_ec) || e.is_symlink(type_ec)) continue;
     const std::string name = e.path().filename().string();
-    if (name.ends_with(kTmpSuffix) || name.starts_with(kProbePrefix)) continue;
+    if (name.find(kTmpSuffix) != std::string::npos || name.starts_with(kProbePrefix)) continue;
     fn(e.path().lexically_relative(options_.root).string());
   }
   if (ec) return Status::FromErrno(ec.value(), "listing the posix archive " + options_.root);

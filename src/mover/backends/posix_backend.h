@@ -2,7 +2,8 @@
 // v1 (default): ROOT/(oid&0xffff)/(oid>>16&0xffff)/(seq&0xffff)/(seq>>16&0xffff)/
 //               (seq>>32&0xffff)/(seq>>48&0xffff)/SEQ:OID:VER, each level %04x.
 // v2:           ROOT/((oid^seq)&0xffff as %04x)/SEQ:OID:VER.
-// Copies are written to PATH_tmp, fsynced, then renamed over PATH.
+// Copies are written to an anonymous inode (O_TMPFILE) in PATH's directory, fsynced, linked as
+// PATH_tmp.<pid>.<n> and renamed over PATH: a killed writer leaves nothing behind.
 //
 // Each copy keeps its source's holes, mode, owner, atime/mtime and xattrs (trusted.tierflow.*
 // excepted, so the HSM record never travels with the data), and carries its checksum in the
@@ -11,8 +12,9 @@
 // are created with mode 0700.
 //
 // Threading: a PosixBackend holds only its options; Put, Get and Delete may run concurrently
-// from any threads for different files. Two concurrent Puts of the same file id share PATH_tmp
-// and must not happen (the coordinator never runs two archives of one file at once).
+// from any threads for different files. Two concurrent Puts of one file id (a hung mover
+// waking after its action went to another) each write their own inode; the last rename wins,
+// and each copy is whole.
 #pragma once
 
 #include <memory>
