@@ -445,15 +445,27 @@ int RunCancel(const ClientArgs& a) {
     wire::FileRefToProto(*id, p, req.add_files());
   }
   if (req.files().empty()) return failures > 0 ? kExitFailed : kExitOk;
+  // The coordinator takes at most 100,000 files per call: send a large tree in parts.
+  constexpr int kFilesPerCall = 10000;
   CoordinatorClient client(a.coordinator);
-  auto reply = client.Cancel(req);
-  if (!reply.ok()) {
-    PrintError(reply.status());
-    return ExitCodeFor(reply.status());
+  int canceled = 0, forwarded = 0, recorded = 0;
+  for (int start = 0; start < req.files_size(); start += kFilesPerCall) {
+    v1::CancelRequest part;
+    const int end = std::min(req.files_size(), start + kFilesPerCall);
+    for (int i = start; i < end; ++i) *part.add_files() = req.files(i);
+    auto reply = client.Cancel(part);
+    if (!reply.ok()) {
+      PrintError(reply.status());
+      return ExitCodeFor(reply.status());
+    }
+    canceled += reply->canceled_size();
+    forwarded += reply->forwarded_size();
+    recorded += reply->cancel_requests_size();
   }
   std::printf(
-      "cancel: %d queued requests canceled, %d running ones being stopped by their movers\n",
-      reply->canceled_size(), reply->forwarded_size());
+      "cancel: %d queued requests canceled, %d running ones being stopped by their movers "
+      "(%d cancel requests recorded)\n",
+      canceled, forwarded, recorded);
   return failures > 0 ? kExitFailed : kExitOk;
 }
 
@@ -489,6 +501,31 @@ int RunLock(const ClientArgs& a, uint32_t lock) {
   const uint32_t l = reply->lock();
   std::printf("coordinator %s %s\n", a.coordinator.c_str(),
               l < 3 ? kText[l] : fmt::format("lock state {}", l).c_str());
+  return kExitOk;
+}
+
+int RunDrain(const ClientArgs& a, const std::string& mover, bool undo) {
+  CoordinatorClient client(a.coordinator);
+  v1::DrainRequest req;
+  req.set_mover(mover);
+  req.set_undo(undo);
+  auto reply = client.Drain(req);
+  if (!reply.ok()) {
+    PrintError(reply.status());
+    return ExitCodeFor(reply.status());
+  }
+  const v1::MoverInfo& m = reply->mover();
+  if (a.json) {
+    JsonWriter w;
+    w.BeginObject().Key("mover").String(m.id()).Key("draining").Bool(m.draining());
+    w.Key("running").Uint(m.running()).EndObject();
+    std::printf("%s\n", w.str().c_str());
+  } else if (m.draining()) {
+    std::printf("mover %s drained: it is given nothing new; it still holds %llu actions\n",
+                m.id().c_str(), static_cast<unsigned long long>(m.running()));
+  } else {
+    std::printf("mover %s undrained: it is given work again\n", m.id().c_str());
+  }
   return kExitOk;
 }
 
@@ -579,7 +616,9 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   CLI::App* st = app.add_subcommand("status", "show the coordinator's queues, movers and warnings");
   AddCoordinatorOption(st, stu.get());
   st->add_flag("--json", stu->json, "one JSON document");
-  st->add_option("--limit", stu->limit, "at most this many requests listed")->capture_default_str();
+  st->add_option("--limit", stu->limit, "at most this many requests listed")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
   commands->push_back({st, [stu] { return RunStatus(*stu); }});
 
   auto lk = std::make_shared<ClientArgs>();
@@ -587,6 +626,17 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   AddCoordinatorOption(l, lk.get());
   l->add_flag("--quit", lk->quit, "let running actions finish, then stop the coordinator");
   commands->push_back({l, [lk] { return RunLock(*lk, lk->quit ? 2 : 1); }});
+
+  auto dr = std::make_shared<ClientArgs>();
+  auto dr_mover = std::make_shared<std::string>();
+  auto dr_undo = std::make_shared<bool>(false);
+  CLI::App* d = app.add_subcommand(
+      "drain", "give one mover nothing new (it finishes what it holds); journaled");
+  AddCoordinatorOption(d, dr.get());
+  d->add_option("mover", *dr_mover, "mover id, as `tierflow status` lists it")->required();
+  d->add_flag("--undo", *dr_undo, "give the mover work again");
+  d->add_flag("--json", dr->json, "one JSON document");
+  commands->push_back({d, [dr, dr_mover, dr_undo] { return RunDrain(*dr, *dr_mover, *dr_undo); }});
 
   auto ul = std::make_shared<ClientArgs>();
   CLI::App* u = app.add_subcommand("unlock", "resume dispatching");

@@ -117,6 +117,10 @@ Result<v1::LockReply> CoordinatorClient::Lock(uint32_t lock) {
   return Unary(&v1::Coordinator::Stub::Lock, req, "changing the lock");
 }
 
+Result<v1::DrainReply> CoordinatorClient::Drain(const v1::DrainRequest& req) {
+  return Unary(&v1::Coordinator::Stub::Drain, req, "draining mover " + req.mover());
+}
+
 Status CoordinatorClient::Wait(const std::vector<uint64_t>& ids,
                                const std::function<void(const v1::RequestInfo&)>& on_update,
                                int64_t give_up_ms) {

@@ -55,15 +55,20 @@ void AppendMovers(const v1::StatusReply& s, const std::string& coordinator, std:
   }
   *out += fmt::format("\nmovers\n  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n", "ID",
                       "HOST", "ARCHIVE IDS", "SLOTS A/R/D", "MAX BYTES", "RUNNING", "DONE",
-                      "FAILED", "CONNECTED");
+                      "FAILED", "STATE");
   for (const v1::MoverInfo& m : s.movers()) {
     const v1::Capacities& c = m.capacities();
     std::string slots = Capacity(c.max_archive()) + "/" + Capacity(c.max_restore()) + "/" +
                         Capacity(c.max_remove());
     std::string max_bytes = c.max_bytes() == 0 ? "-" : HumanBytes(c.max_bytes());
+    std::string state = !m.connected()        ? "disconnected"
+                        : m.silent_us() > 0   ? fmt::format("silent {} s", m.silent_us() / 1'000'000)
+                        : m.draining()        ? "drained"
+                                              : "connected";
+    if (!m.connected() && m.draining()) state += ", drained";
     *out += fmt::format("  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n", m.id(),
                         m.host(), fmt::format("{}", fmt::join(m.archive_ids(), ",")), slots,
-                        max_bytes, m.running(), m.done(), m.failed(), m.connected() ? "yes" : "no");
+                        max_bytes, m.running(), m.done(), m.failed(), state);
   }
 }
 

@@ -118,6 +118,24 @@ TEST(Status, DoesNotRepeatTheCoordinatorsWarning) {
   EXPECT_EQ(w[0], s.warnings(0));
 }
 
+TEST(Status, MoverStateSaysDrainedSilentOrDisconnected) {
+  v1::StatusReply s;
+  auto* a = s.add_movers();
+  a->set_id("a");
+  a->set_connected(true);
+  a->set_draining(true);
+  auto* b = s.add_movers();
+  b->set_id("b");
+  b->set_connected(true);
+  b->set_silent_us(42'000'000);
+  auto* c = s.add_movers();
+  c->set_id("c");
+  std::string text = FormatStatus(s, "h:1");
+  EXPECT_NE(text.find("drained"), std::string::npos) << text;
+  EXPECT_NE(text.find("silent 42 s"), std::string::npos) << text;
+  EXPECT_NE(text.find("disconnected"), std::string::npos) << text;
+}
+
 TEST(Status, TextNamesMoversLockWarningsAndQueuedRequests) {
   v1::StatusReply s = StatusWithQueued(7, true);
   s.set_lock(1);
@@ -130,7 +148,7 @@ TEST(Status, TextNamesMoversLockWarningsAndQueuedRequests) {
   EXPECT_NE(text.find("archive"), std::string::npos);
   EXPECT_NE(text.find("12"), std::string::npos);
   EXPECT_NE(text.find("m1"), std::string::npos);
-  EXPECT_NE(text.find("yes"), std::string::npos);
+  EXPECT_NE(text.find("connected"), std::string::npos) << text;
   EXPECT_NE(text.find("start a mover with --archive-id 7"), std::string::npos);
   EXPECT_NE(text.find("/fs/x  (no mover serves archive id 7)"), std::string::npos) << text;
 }

@@ -124,6 +124,10 @@ struct CoordinatorArgs {
   double retry_delay_s = 1;
   bool no_retry = false;
   double active_request_timeout_s = 3600;
+  double mover_grace_s = 60;
+  double final_grace_s = 60;
+  double heartbeat_interval_s = 10;
+  double heartbeat_timeout_s = 30;
   std::string log_level = "info";
 };
 
@@ -146,6 +150,22 @@ void AddCoordinatorOptions(CLI::App* sub, CoordinatorArgs* a) {
                   "from its mover and requeued (0 never)")
       ->check(FiniteRange(0.0, 1e9))
       ->capture_default_str();
+  sub->add_option("--mover-grace", a->mover_grace_s,
+                  "seconds a disconnected mover keeps its actions before they are requeued")
+      ->check(FiniteRange(0.0, 86400.0))
+      ->capture_default_str();
+  sub->add_option("--final-grace", a->final_grace_s,
+                  "seconds finished requests stay listed (status, state) before they are purged")
+      ->check(FiniteRange(0.0, 365.0 * 86400))
+      ->capture_default_str();
+  sub->add_option("--heartbeat-interval", a->heartbeat_interval_s,
+                  "seconds between heartbeats to each mover (0 none)")
+      ->check(FiniteRange(0.0, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--heartbeat-timeout", a->heartbeat_timeout_s,
+                  "seconds without an answer before a mover is given nothing new")
+      ->check(FiniteRange(0.0, 86400.0))
+      ->capture_default_str();
 }
 
 // ---- coordinator ----
@@ -158,6 +178,10 @@ Result<std::unique_ptr<coordinator::Server>> StartServer(const CoordinatorArgs& 
   o.retry_delay_us = static_cast<int64_t>(a.retry_delay_s * 1e6);
   o.no_retry = a.no_retry;
   o.active_request_timeout_us = static_cast<int64_t>(a.active_request_timeout_s * 1e6);
+  o.mover_grace_us = static_cast<int64_t>(a.mover_grace_s * 1e6);
+  o.final_grace_us = static_cast<int64_t>(a.final_grace_s * 1e6);
+  o.heartbeat_interval_us = static_cast<int64_t>(a.heartbeat_interval_s * 1e6);
+  o.heartbeat_timeout_us = static_cast<int64_t>(a.heartbeat_timeout_s * 1e6);
   return coordinator::Server::Start(o);
 }
 
@@ -332,6 +356,9 @@ void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
   sub->add_option("--max-bytes", o.max_bytes,
                   "bytes in flight the coordinator may give (0 unlimited)")
       ->capture_default_str();
+  sub->add_option("--action-log", o.action_log,
+                  "append one line per finished action to this file (an audit trail: time, "
+                  "mover, request id, epoch, action, FID, errno)");
   sub->add_option("--bandwidth", a->bandwidth_mb, "MB/s each copy may move (0 unlimited)")
       ->check(FiniteRange(0.0, 1e9))
       ->capture_default_str();
