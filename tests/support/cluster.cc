@@ -43,12 +43,17 @@ bool Cluster::MountLoopFs(const std::string& type, uint64_t size_mb, std::string
   return true;
 }
 
+void Cluster::StartCoordinator(std::vector<std::string> flags) {
+  coordinator_flags_ = std::move(flags);
+  StartCoordinator();
+}
+
 void Cluster::StartCoordinator() {
   coordinator_.reset();
   std::string log = dir_ / ("coordinator." + std::to_string(++coordinator_starts_) + ".log");
-  coordinator_ = std::make_unique<Process>(
-      std::vector<std::string>{TierflowBinary(), "coordinator", "--listen", address(), "--state", state_},
-      log);
+  std::vector<std::string> argv{TierflowBinary(), "coordinator", "--listen", address(), "--state", state_};
+  argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
+  coordinator_ = std::make_unique<Process>(argv, log);
   bool up = WaitFor([&] { return Client({"status"}).exit_code == 0 || !coordinator_->running(); },
                     std::chrono::seconds(30));
   if (!up || !coordinator_->running()) {

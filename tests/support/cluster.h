@@ -26,8 +26,10 @@ class Cluster {
   // directory (TIERFLOW_RUN_DIR). Returns false (with `why`) when it cannot be made.
   bool MountLoopFs(const std::string& type, uint64_t size_mb, std::string* why);
 
-  // Starts (or restarts) the coordinator and waits until it answers `status`.
+  // Starts (or restarts) the coordinator and waits until it answers `status`. `flags` are
+  // added to its command line, and kept for later restarts.
   void StartCoordinator();
+  void StartCoordinator(std::vector<std::string> flags);
   Process& coordinator() { return *coordinator_; }
   void KillCoordinator(int sig);
 
@@ -46,6 +48,7 @@ class Cluster {
   std::string fs_, archive_, state_;
   int port_;
   int coordinator_starts_ = 0;
+  std::vector<std::string> coordinator_flags_;
   bool mounted_ = false;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::pair<std::string, std::unique_ptr<Process>>> movers_;
