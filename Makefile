@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps configure build demo test fuzz bench clean
+.PHONY: all deps configure build demo test fuzz chaos bench clean
 
 all: build
 
@@ -27,6 +27,12 @@ test: build
 # Every libFuzzer target (fuzz/, built with clang in build-fuzz) for FUZZ_SECONDS each.
 fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The chaos driver's full run: kill -9 of the coordinator (and movers) under 100,000 mixed
+# requests. CHAOS_ARGS="--seed N" replays a run.
+CHAOS_ARGS ?=
+chaos: build
+	@$(BUILD_DIR)/tierflow_chaos --requests 100000 --coordinator-kills 20 $(CHAOS_ARGS)
 
 bench: build
 	@scripts/bench.sh $(BUILD_DIR)
