@@ -459,7 +459,11 @@ Status RemoveFile(const std::string& path, const hsm::FileId& expected, ArchiveB
   auto rec = f->ReadRecord();
   if (!rec.ok()) return rec.status();
   bool copy_left = *rec && !(*rec)->object_ref.empty();  // a remove that could not delete it
-  if (!Has(*rec, kStateExists | kStateArchived) && !copy_left) return NotArchived(path);
+  // A managed file whose copy is already gone: done. A remove run again (its first run's
+  // result was lost with a killed mover) must not fail after doing its work.
+  if (!Has(*rec, kStateExists | kStateArchived) && !copy_left) {
+    return *rec ? Status::Ok() : NotArchived(path);
+  }
   if (Has(*rec, kStateReleased)) {
     return Status(Code::kFailedPrecondition, path + " is released: the archive copy is its only data; restore "
                                                     "it before removing the copy");
