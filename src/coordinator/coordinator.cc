@@ -639,23 +639,30 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
     done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
     return;
   }
-  auto finish = [this](v1::SubmitReply reply, Reply<v1::SubmitReply> done) {
+  const std::string& key = request.idempotency_key();
+  // An append that fails forgets its new requests and its key. With a key, the key says
+  // whether the answer stands (its requests may since have been purged, final, which is no
+  // failure); without one, every request must still be known.
+  auto finish = [this, key](v1::SubmitReply reply, Reply<v1::SubmitReply> done) {
     AfterDurable(
-        [this, reply = std::move(reply), done = std::move(done)](const Status& st) mutable {
+        [this, key, reply = std::move(reply), done = std::move(done)](const Status& st) mutable {
           if (!st.ok()) {
             done(Status(Code::kUnavailable, JournalFailure(st.ToString())));
             return;
           }
-          for (const auto& a : reply.accepted()) {
-            if (!Find(a.id())) {
-              done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
-              return;
-            }
+          bool stands = true;
+          if (!key.empty()) {
+            stands = idempotency_.count(key) > 0;
+          } else {
+            for (const auto& a : reply.accepted()) stands = stands && Find(a.id()) != nullptr;
+          }
+          if (!stands) {
+            done(Status(Code::kUnavailable, JournalFailure(journal_error_)));
+            return;
           }
           done(std::move(reply));
         });
   };
-  const std::string& key = request.idempotency_key();
   if (!key.empty()) {
     if (auto it = idempotency_.find(key); it != idempotency_.end()) {
       v1::SubmitReply reply;

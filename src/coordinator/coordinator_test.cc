@@ -977,6 +977,22 @@ TEST_F(CoordinatorTest, StatusListsAssignedThenQueuedWithinTheLimit) {
   EXPECT_EQ(status.movers(0).running(), 2u);
 }
 
+TEST_F(CoordinatorTest, AReplayedKeyIsAnsweredAfterItsRequestsArePurged) {
+  v1::SubmitRequest req;
+  req.set_idempotency_key("k-purged");
+  *req.add_requests() = Spec(v1::ARCHIVE, 1);
+  auto first = h.Submit(req);
+  ASSERT_TRUE(first.ok());
+  const uint64_t id = first->accepted(0).id();
+  auto m = Connect(MakeHello("m1", {1}, 4));
+  h.Report(m, ResultMsg(id, 1));
+  h.Advance(11 * kSecond);  // past final_grace: purged
+  ASSERT_FALSE(h.Row(id).has_value());
+  auto again = h.Submit(req);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->accepted(0).id(), id);
+}
+
 TEST_F(CoordinatorTest, IdempotencyKeysExpire) {
   h.Stop();
   CoordinatorOptions o = Options();
