@@ -204,6 +204,8 @@ TEST_F(StorageFaultTest, FullDiskRefusesSubmitsAndResumesWithoutARestart) {
   EXPECT_NE(cli.exit_code, 0) << Describe(cli) << cluster_.Logs();
   EXPECT_NE(cli.err.find(Journal()), std::string::npos) << Describe(cli);
   EXPECT_NE(cli.err.find("free space on the filesystem"), std::string::npos) << Describe(cli);
+  EXPECT_EQ(cli.err.find("cannot reach"), std::string::npos)
+      << "a coordinator that answered is not unreachable: " << Describe(cli);
 
   CommandResult status = cluster_.Client({"status"});
   ASSERT_EQ(status.exit_code, 0) << Describe(status);

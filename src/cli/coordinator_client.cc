@@ -54,6 +54,12 @@ Status CoordinatorClient::FromGrpc(const grpc::Status& st, const std::string& wh
   }
   switch (st.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
+      // The coordinator answered, but its journal's disk is full or failing: it is reachable,
+      // and the fix is on its state directory, not in starting it.
+      if (st.error_message().starts_with("journal write failed")) {
+        return Status(Code::kUnavailable, what + " refused by the coordinator at " + address_ +
+                                              ": " + st.error_message());
+      }
       return Unreachable(address_, st.error_message());
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Status(Code::kTimeout, "the coordinator at " + address_ + " did not answer " + what +
