@@ -331,17 +331,13 @@ TEST_P(HsmTest, RemoveOverwriteAndRenameWhileTheRestoreRuns) {
 }
 
 TEST_P(HsmTest, WritesDuringArchiveFailItAndModifiedFilesBecomeDirty) {
-  StartWatchingMover({"--bandwidth", "4"});
+  StartWatchingMover({"--bandwidth", "1"});  // 8 MiB: about 8 s of copy
   const std::string path = P("busy");
   WriteFile(path, 8 * kMiB, 12);
   MustRun({"archive", path});
-  // The copy is under way once its temporary file in the archive has data.
-  auto copying = [&] {
-    for (const auto& e : fs::recursive_directory_iterator(cluster_.archive())) {
-      if (e.is_regular_file() && HasData(e.path().string())) return true;
-    }
-    return false;
-  };
+  // The copy is under way once the mover has reported progress on it ("on m1 1.0 MiB/8.0
+  // MiB"); the copy itself has no name in the archive until it is whole.
+  auto copying = [&] { return cluster_.Client({"status"}).out.find("MiB/") != std::string::npos; };
   ASSERT_TRUE(WaitFor(copying)) << cluster_.Logs();
   {
     std::ofstream out(path, std::ios::binary | std::ios::in | std::ios::out);
