@@ -24,6 +24,13 @@ constexpr std::string_view kDrainMetaPrefix = "drain/";
 // The data of a CANCEL request names its target: "cancel_of=<request id>".
 constexpr std::string_view kCancelTargetPrefix = "cancel_of=";
 
+void AddInHand(google::protobuf::RepeatedPtrField<v1::InHand>* items, uint64_t id,
+               uint64_t epoch) {
+  v1::InHand* item = items->Add();
+  item->set_id(id);
+  item->set_epoch(epoch);
+}
+
 uint64_t CancelTargetOf(const RequestRow& row) {
   if (!row.data.starts_with(kCancelTargetPrefix)) return 0;
   uint64_t id = 0;
@@ -474,8 +481,8 @@ void Coordinator::MarkDirty(Request& r) {
 
 void Coordinator::AfterDurable(JournalSink::Done fn) {
   bool current_has_records =
-      !current_.touched.empty() || !extra_records_.empty() || next_id_dirty_ || lock_dirty_ ||
-      !drain_dirty_.empty();
+      !current_.touched.empty() || !extra_records_.empty() || next_id_dirty_ ||
+      !meta_dirty_.empty();
   if (current_has_records) {
     current_.callbacks.push_back(std::move(fn));
   } else if (!inflight_.empty()) {
@@ -517,13 +524,10 @@ void Coordinator::FlushJournal() {
   }
   current_.touched = std::move(put);
   if (next_id_dirty_) records.push_back(JournalRecord::Meta("next_id", std::to_string(next_id_)));
-  if (lock_dirty_) records.push_back(JournalRecord::Meta("lock", std::to_string(lock_)));
-  next_id_dirty_ = lock_dirty_ = false;
-  for (const std::string& id : drain_dirty_) {
-    records.push_back(JournalRecord::Meta(std::string(kDrainMetaPrefix) + id,
-                                          movers_[id].draining ? "1" : "0"));
-  }
-  drain_dirty_.clear();
+  next_id_dirty_ = false;
+  for (const std::string& key : meta_dirty_) records.push_back(JournalRecord::Meta(key, MetaValue(key)));
+  current_.meta.assign(meta_dirty_.begin(), meta_dirty_.end());
+  meta_dirty_.clear();
   for (JournalRecord& rec : extra_records_) records.push_back(std::move(rec));
   extra_records_.clear();
 
@@ -600,6 +604,7 @@ void Coordinator::OnAppendFailed(Append& append, const Status& status) {
   for (uint64_t id : append.touched) {
     if (!created.count(id) && Find(id)) retry_.insert(id);
   }
+  retry_meta_.insert(append.meta.begin(), append.meta.end());
   for (const Send& s : append.sends) {
     Request* r = Find(s.id);
     if (r && r->row.state == RequestState::kAssigned && r->row.mover == s.mover &&
@@ -611,6 +616,15 @@ void Coordinator::OnAppendFailed(Append& append, const Status& status) {
   ScheduleJournalRetry();
 }
 
+std::string Coordinator::MetaValue(const std::string& key) const {
+  if (key == "lock") return std::to_string(lock_);
+  if (key.starts_with(kDrainMetaPrefix)) {
+    auto it = movers_.find(key.substr(kDrainMetaPrefix.size()));
+    return it != movers_.end() && it->second.draining ? "1" : "0";
+  }
+  return "";
+}
+
 void Coordinator::ScheduleJournalRetry() {
   if (retry_timer_ != 0) return;
   retry_timer_ = loop_->RunAt(clock_->NowMicros() + options_.journal_retry_us, [this] {
@@ -620,10 +634,8 @@ void Coordinator::ScheduleJournalRetry() {
     }
     retry_.clear();
     next_id_dirty_ = true;  // also a probe when nothing else is pending
-    lock_dirty_ = true;
-    for (const auto& [id, m] : movers_) {
-      if (m.draining) drain_dirty_.insert(id);
-    }
+    meta_dirty_.merge(retry_meta_);  // rewritten with their current values
+    retry_meta_.clear();
   });
 }
 
@@ -776,9 +788,7 @@ void Coordinator::Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply
     const std::string mover = r->row.mover;
     reply.add_cancel_requests(RecordCancel(*r, /*done=*/false).row.id);
     reply.add_forwarded(id);
-    auto* item = forwards[mover].mutable_cancel()->add_items();
-    item->set_id(id);
-    item->set_epoch(epoch);
+    AddInHand(forwards[mover].mutable_cancel()->mutable_items(), id, epoch);
   }
   for (auto& [mover, msg] : forwards) movers_[mover].channel->Send(Shared(std::move(msg)));
   AfterDurable([reply = std::move(reply), done = std::move(done)](const Status& st) {
@@ -802,7 +812,7 @@ void Coordinator::Lock(uint32_t level, Reply<v1::LockReply> done) {
     return;
   }
   lock_ = level;
-  lock_dirty_ = true;
+  meta_dirty_.insert("lock");
   quit_armed_ = false;
   if (level == 0) dispatch_needed_ = true;
   spdlog::info("lock set to {}", level);
@@ -833,7 +843,7 @@ void Coordinator::Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> d
   const bool drain = !request.undo();
   if (m.draining != drain) {
     m.draining = drain;
-    drain_dirty_.insert(m.id);
+    meta_dirty_.insert(std::string(kDrainMetaPrefix) + m.id);
     if (!drain) dispatch_needed_ = true;
     spdlog::info("mover {} {}; it holds {} actions", m.id,
                  drain ? "drained: it is given nothing new" : "undrained", m.assigned.size());
@@ -1147,15 +1157,11 @@ size_t Coordinator::ReconcileHello(Mover& m, const v1::Hello& hello, v1::Welcome
     Request& r = *Find(id);
     auto h = in_hand.find(id);
     if (h != in_hand.end() && h->second == r.row.epoch) {
-      auto* keep = welcome->add_keep();
-      keep->set_id(id);
-      keep->set_epoch(r.row.epoch);
+      AddInHand(welcome->mutable_keep(), id, r.row.epoch);
       r.sent = true;
       in_hand.erase(h);
       if (r.cancel_requested) {
-        auto* c = cancels->mutable_cancel()->add_items();
-        c->set_id(id);
-        c->set_epoch(r.row.epoch);
+        AddInHand(cancels->mutable_cancel()->mutable_items(), id, r.row.epoch);
       }
     } else if (r.send_pending) {
       // Its assignment is still being journaled; it goes out on this session once durable.
@@ -1168,9 +1174,7 @@ size_t Coordinator::ReconcileHello(Mover& m, const v1::Hello& hello, v1::Welcome
     }
   }
   for (const auto& [id, epoch] : in_hand) {
-    auto* drop = welcome->add_drop();
-    drop->set_id(id);
-    drop->set_epoch(epoch);
+    AddInHand(welcome->mutable_drop(), id, epoch);
   }
   return requeued;
 }
@@ -1224,11 +1228,7 @@ void Coordinator::AckResults(SessionId session,
     v1::CoordinatorMessage msg;
     auto* items = msg.mutable_acks()->mutable_items();
     items->Reserve(static_cast<int>(results.size()));
-    for (const auto& [id, epoch] : results) {
-      auto* item = items->Add();
-      item->set_id(id);
-      item->set_epoch(epoch);
-    }
+    for (const auto& [id, epoch] : results) AddInHand(items, id, epoch);
     m->channel->Send(Shared(std::move(msg)));
   });
 }
@@ -1366,9 +1366,7 @@ void Coordinator::SweepActive() {
     auto mit = movers_.find(r->row.mover);
     if (mit != movers_.end() && mit->second.connected && r->sent) {
       v1::CoordinatorMessage msg;
-      auto* item = msg.mutable_cancel()->add_items();
-      item->set_id(r->row.id);
-      item->set_epoch(r->row.epoch);
+      AddInHand(msg.mutable_cancel()->mutable_items(), r->row.id, r->row.epoch);
       mit->second.channel->Send(Shared(std::move(msg)));
     }
     const std::string why = fmt::format("mover {} reported nothing on it for {} s",

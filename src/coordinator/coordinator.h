@@ -21,7 +21,8 @@
 //    request is still assigned to that mover and epoch. Items going to one mover in one turn
 //    are grouped into ActionBatch messages by (archive id, flags).
 //  * Results are accepted only from the session of the mover and the epoch the request is
-//    assigned to. Capacity is freed at once; the final row is journaled; waiters hear of a
+//    assigned to; every result, applied or ignored, is acknowledged (ResultAcks) once what it
+//    changed is durable, and the mover keeps it in hand until then. Capacity is freed at once; the final row is journaled; waiters hear of a
 //    change once its row is durable. A retryable failure goes back to its queue after a
 //    backoff (retry_delay_us doubling per attempt, up to max_retry_delay_us) until
 //    max_attempts; with no_retry every failure is final. The backoff is not journaled: after
@@ -38,6 +39,12 @@
 //    succeeds again.
 //  * Shutdown keeps every assignment in the journal: a restarted coordinator gives a
 //    reconnecting mover back its work.
+//  * Every connected mover gets a Ping each heartbeat_interval_us; one silent for
+//    heartbeat_timeout_us is given nothing new (its work is taken back by the active request
+//    timeout). A drained mover (meta "drain/<id>") is given nothing new either.
+//  * Cancel records a CANCEL request per target ("cancel_of=<id>" in its data), ending with
+//    its target; a forwarded one survives a restart. Meta records ("lock", "drain/<id>") are
+//    written with their value at the turn's end and rewritten when their append fails.
 //  * Lock 0/1/2 is journaled as meta "lock". Lock 2 (quit once nothing is assigned) is
 //    restored as 1 after a restart: the quit it asked for has happened, and a coordinator
 //    that quit again at every start could not be unlocked.
@@ -276,6 +283,7 @@ class Coordinator {
     std::vector<uint64_t> touched;              // rows put (one count of `unsynced` each)
     std::vector<uint64_t> created;              // new requests (forgotten if the append fails)
     std::vector<std::string> idempotency_keys;  // new keys (forgotten if it fails)
+    std::vector<std::string> meta;              // meta keys written (rewritten if it fails)
     std::vector<Send> sends;                    // assignments to send once durable
     std::vector<JournalSink::Done> callbacks;
   };
@@ -372,6 +380,7 @@ class Coordinator {
   void CheckQuit();
 
   void FillMoverInfo(const Mover& m, v1::MoverInfo* info) const;
+  std::string MetaValue(const std::string& key) const;
   std::string WaitingReason(const Request& r) const;
   std::vector<std::string> Warnings() const;
   void ListRequests(uint32_t limit, v1::StatusReply* reply) const;
@@ -420,8 +429,10 @@ class Coordinator {
   Append current_;
   std::vector<store::JournalRecord> extra_records_;  // non-row records of this turn
   bool next_id_dirty_ = false;
-  bool lock_dirty_ = false;
-  std::set<std::string> drain_dirty_;  // movers whose drain flag changed this turn
+  // Meta records ("lock", "drain/<mover>") to write this turn; the value written is the one
+  // current at the turn's end (MetaValue). Keys of a failed append are rewritten on retry.
+  std::set<std::string> meta_dirty_;
+  std::set<std::string> retry_meta_;
   std::deque<Append> inflight_;
   uint64_t next_seq_ = 1;
   bool journal_ok_ = true;

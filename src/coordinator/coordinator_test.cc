@@ -899,8 +899,12 @@ TEST_F(CoordinatorTest, HeartbeatsFindAMoverThatStopsAnsweringAndItsWorkIsTakenB
   ASSERT_FALSE(hung.channel->pings().empty()) << "no heartbeat was sent";
   auto status = h.StatusOf();
   for (const auto& mi : status.movers()) {
-    if (mi.id() == "hung") EXPECT_GE(mi.silent_us(), 3 * kSecond);
-    if (mi.id() == "live") EXPECT_EQ(mi.silent_us(), 0);
+    if (mi.id() == "hung") {
+      EXPECT_GE(mi.silent_us(), 3 * kSecond);
+    }
+    if (mi.id() == "live") {
+      EXPECT_EQ(mi.silent_us(), 0);
+    }
   }
   bool warned = false;
   for (const auto& w : status.warnings()) warned |= w.find("hung has not answered") != std::string::npos;
@@ -975,6 +979,19 @@ TEST_F(CoordinatorTest, StatusListsAssignedThenQueuedWithinTheLimit) {
   EXPECT_EQ(status.requests(2).state(), v1::QUEUED);
   EXPECT_THAT(status.requests(2).waiting_reason(), HasSubstr("ARCHIVE capacity"));
   EXPECT_EQ(status.movers(0).running(), 2u);
+}
+
+// A drain change whose journal write failed is rewritten, with the current value, once the
+// journal works again: an undrain is not lost to a failed append.
+TEST_F(CoordinatorTest, ADrainChangeWhoseWriteFailedIsRewrittenOnRetry) {
+  Connect(MakeHello("m1", {1}, 4));
+  ASSERT_TRUE(h.DrainMover("m1").ok());
+  ASSERT_EQ(h.journal().Meta("drain/m1"), "1");
+  h.sink().FailNext(1, Status(Code::kIo, "disk I/O error"));
+  EXPECT_FALSE(h.DrainMover("m1", /*undo=*/true).ok());
+  EXPECT_EQ(h.journal().Meta("drain/m1"), "1");
+  h.Advance(2 * kSecond);  // the journal retry
+  EXPECT_EQ(h.journal().Meta("drain/m1"), "0");
 }
 
 TEST_F(CoordinatorTest, AReplayedKeyIsAnsweredAfterItsRequestsArePurged) {

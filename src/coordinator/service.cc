@@ -404,9 +404,8 @@ grpc::Status CoordinatorService::Lock(grpc::ServerContext*, const v1::LockReques
 grpc::Status CoordinatorService::Drain(grpc::ServerContext*, const v1::DrainRequest* request,
                                        v1::DrainReply* reply) {
   if (tierflow::Status st = CheckDrain(*request); !st.ok()) return ToGrpcStatus(st);
-  auto r = CallInLoop<v1::DrainReply>(loop_, [this, request = *request](auto done) {
-    coordinator_->Drain(request, std::move(done));
-  });
+  auto r = CallInLoop<v1::DrainReply>(
+      loop_, [this, request](auto done) { coordinator_->Drain(*request, std::move(done)); });
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = std::move(r).value();
   return grpc::Status::OK;
