@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "coordinator/limits.h"
 #include "wire/convert.h"
 #include "mover/action_runner.h"
 #include "mover/backends/posix_backend.h"
@@ -78,11 +79,11 @@ std::string HostName() {
 // The coordinator refuses a Result whose error text passes 16 KiB (and ends the stream):
 // keep the start of a longer one.
 v1::Result Bounded(v1::Result result) {
-  constexpr size_t kMaxErrorBytes = 16000;
-  if (result.error().size() > kMaxErrorBytes) {
+  constexpr std::string_view kCut = " [truncated]";
+  if (result.error().size() > coordinator::limits::kMaxErrorBytes) {
     std::string* e = result.mutable_error();
-    e->resize(kMaxErrorBytes);
-    e->append(" [truncated]");
+    e->resize(coordinator::limits::kMaxErrorBytes - kCut.size());
+    e->append(kCut);
   }
   return result;
 }
@@ -155,7 +156,6 @@ class MoverImpl final : public Mover {
       c.running += running_[k];
     }
     for (const auto& [key, t] : tasks_) c.unreported += (t->result && !t->dropped) ? 1 : 0;
-    c.pongs = pongs_;
     c.connected = stream_ != nullptr;
     return c;
   }
@@ -205,7 +205,6 @@ class MoverImpl final : public Mover {
   std::set<FileKey> busy_files_;  // files with an action running
   std::map<Key, v1::Progress> progress_;
   std::optional<uint64_t> pong_;  // a Ping to answer
-  uint64_t pongs_ = 0;
   int action_log_fd_ = -1;
   int live_workers_ = 0;
   grpc::ClientContext* ctx_ = nullptr;  // the current call, to cancel it
@@ -442,7 +441,6 @@ void MoverImpl::WriterLoop() {
     if (pong_.has_value()) {
       msg.mutable_pong()->set_seq(*pong_);
       pong_.reset();
-      ++pongs_;
     } else {
       msg = TakeReportsLocked(&taken);
     }

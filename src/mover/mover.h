@@ -61,7 +61,6 @@ struct MoverCounts {
   int queued = 0;          // received, waiting for a slot
   int running = 0;         // on a worker now
   int unreported = 0;      // finished, result not yet acknowledged by the coordinator
-  uint64_t pongs = 0;      // heartbeats answered
   bool connected = false;  // welcomed on a live stream
 };
 
