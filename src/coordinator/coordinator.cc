@@ -376,7 +376,18 @@ void Coordinator::Finalize(Request& r, RequestState state, int32_t error_code, s
   r.row.error = std::move(error);
   r.cancel_requested = false;
   MarkDirty(r);
+  if (r.row.action != hsm::Action::kCancel) Emit(v1::Event::DONE, r, nullptr, error_code);
   if (!cancel_of_.empty()) EndCancelOf(r);
+}
+
+bool Coordinator::EventsOn() const {
+  return options_.events != nullptr && options_.events->active();
+}
+
+void Coordinator::Emit(v1::Event::Kind kind, const Request& r, const Mover* m, int32_t status) {
+  if (!EventsOn()) return;
+  options_.events->Emit(kind, r.row, m ? m->host : std::string(), r.bytes_done, r.bytes_total,
+                        status);
 }
 
 Coordinator::Request& Coordinator::RecordCancel(Request& target, bool done) {
@@ -502,6 +513,7 @@ void Coordinator::EndTurn() {
     if (r && r->queued && !r->durable) Dequeue(*r);
   }
   CheckQuit();
+  if (options_.events != nullptr) options_.events->Flush();
   FlushJournal();
 }
 
@@ -570,6 +582,13 @@ void Coordinator::OnDurable(uint64_t seq, const Status& status) {
     journal_ok_ = true;
     journal_error_.clear();
     dispatch_needed_ = true;
+  }
+  if (EventsOn()) {
+    for (uint64_t id : append.created) {
+      if (const Request* r = Find(id)) {
+        Emit(r->row.action == hsm::Action::kCancel ? v1::Event::CANCEL : v1::Event::NEW, *r, nullptr);
+      }
+    }
   }
   std::vector<uint64_t> notify;
   for (uint64_t id : append.touched) {  // each id once per append (see MarkDirty)
@@ -983,6 +1002,7 @@ void Coordinator::Assign(Mover& m, Request& r) {
   r.bytes_done = 0;
   MarkDirty(r);
   current_.sends.push_back(Send{m.id, r.row.id, r.row.epoch});
+  Emit(v1::Event::ASSIGN, r, &m);
 }
 
 void Coordinator::SendAssigned(const std::vector<Send>& sends) {
@@ -1006,6 +1026,7 @@ void Coordinator::SendAssigned(const std::vector<Send>& sends) {
       if (live) {
         r->sent = true;
         items.push_back(r);
+        Emit(v1::Event::SENT, *r, m);
       }
     }
     if (live && !items.empty()) SendItems(*m, items);
@@ -1279,6 +1300,7 @@ void Coordinator::OnProgress(Mover& m, const v1::Progress& progress) {
   r->bytes_done = progress.bytes_done();
   r->bytes_total = progress.bytes_total();
   r->active_us = clock_->NowMicros();
+  Emit(v1::Event::PROGRESS, *r, &m);
   if (r->watched && r->unsynced == 0) NotifyWatchers({r->row.id}, true);
 }
 

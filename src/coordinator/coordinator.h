@@ -83,6 +83,8 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/event_loop.h"
+#include "coordinator/events.h"
+#include "coordinator/policy.h"
 #include "hsm/fid.h"
 #include "store/journal.h"
 #include "tierflow.pb.h"
@@ -112,6 +114,8 @@ struct CoordinatorOptions {
   size_t max_batch_items = 1000;                // items per ActionBatch message
   size_t max_message_bytes = 16 << 20;          // bound for one message to a mover or waiter
   size_t max_dispatch_per_turn = 20'000;        // per mover per loop turn; bounds one append
+  SchedulingOptions scheduling;                 // order, fair share, placement, batching
+  EventHub* events = nullptr;                   // request events (watch, report files); may be null
 };
 
 // Where journal records go. The production sink wraps store::JournalWriter; tests hold, release
@@ -327,6 +331,9 @@ class Coordinator {
   void Enqueue(Request& r);
   void Dequeue(Request& r);
   void Finalize(Request& r, store::RequestState state, int32_t error_code, std::string error);
+  // Request events for watchers and report files (options_.events), when someone listens.
+  bool EventsOn() const;
+  void Emit(v1::Event::Kind kind, const Request& r, const Mover* m, int32_t status = 0);
   // Takes `r` back from its mover: frees the capacity; the caller sets the new state.
   void Unassign(Request& r);
   // Back to its queue (or canceled when a cancel is pending).

@@ -169,6 +169,7 @@ Status CheckMoverMessage(const v1::MoverMessage& message) {
       return CheckReports(message.reports());
     case v1::MoverMessage::kProgress:
     case v1::MoverMessage::kPong:
+    case v1::MoverMessage::kCapacities:
       return Status::Ok();  // numbers only
     case v1::MoverMessage::MSG_NOT_SET:
       break;

@@ -112,6 +112,8 @@ Status ServerImpl::Init() {
   copts.heartbeat_interval_us = options_.heartbeat_interval_us;
   copts.heartbeat_timeout_us = options_.heartbeat_timeout_us;
   copts.max_message_bytes = options_.max_message_bytes;
+  TF_RETURN_IF_ERROR(ValidatePolicy(options_.scheduling));
+  copts.scheduling = options_.scheduling;
   coordinator_ = std::make_unique<Coordinator>(copts, loop_.get(), sink_.get());
   TF_RETURN_IF_ERROR(coordinator_->Recover(*contents));
   coordinator_->SetQuitHandler([this] { OnQuit(); });

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "coordinator/policy.h"
 
 namespace tierflow::coordinator {
 
@@ -30,6 +31,7 @@ struct ServerOptions {
   size_t max_wait_streams = 4096;
   size_t max_mover_sessions = 256;
   int64_t hello_timeout_us = 10'000'000;  // a mover stream silent this long is ended
+  SchedulingOptions scheduling;           // order, fair share, placement, batching, reporting
 };
 
 class Server {

@@ -106,6 +106,8 @@ std::string_view KindName(const v1::MoverMessage& msg) {
       return "a Reports";
     case v1::MoverMessage::kPong:
       return "a Pong";
+    case v1::MoverMessage::kCapacities:
+      return "a Capacities";
     case v1::MoverMessage::MSG_NOT_SET:
       break;
   }
