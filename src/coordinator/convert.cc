@@ -49,6 +49,12 @@ void RowFromSpec(const v1::RequestSpec& spec, store::RequestRow* row) {
   row->offset = spec.offset();
   row->length = spec.length() == 0 ? UINT64_MAX : spec.length();
   row->user = spec.user();
+  row->has_owner = spec.has_owner();
+  if (row->has_owner) {
+    row->owner_uid = spec.owner().uid();
+    row->owner_gid = spec.owner().gid();
+    row->projid = spec.owner().projid();
+  }
   row->state = store::RequestState::kQueued;
 }
 

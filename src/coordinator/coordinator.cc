@@ -21,6 +21,8 @@ namespace {
 
 // Journal meta key of a mover's drain flag: "drain/<mover id>" = "1" or "0".
 constexpr std::string_view kDrainMetaPrefix = "drain/";
+// Journal meta key of a mover's capacity override (tierflow capacity): "capacity/<mover id>".
+constexpr std::string_view kCapacityMetaPrefix = "capacity/";
 // The data of a CANCEL request names its target: "cancel_of=<request id>".
 constexpr std::string_view kCancelTargetPrefix = "cancel_of=";
 
@@ -113,12 +115,22 @@ bool Coordinator::Mover::Serves(uint32_t archive_id) const {
 }
 
 int64_t Coordinator::Mover::Free(int kind) const {
-  if (cap[kind] < 0) return INT64_MAX;
-  return std::max<int64_t>(0, cap[kind] - running[kind]);
+  int64_t free = cap[kind] < 0 ? INT64_MAX : std::max<int64_t>(0, cap[kind] - running[kind]);
+  if (max_total > 0) {
+    free = std::min(free, std::max<int64_t>(0, max_total - running[0] - running[1] - running[2]));
+  }
+  return free;
 }
 
 Coordinator::Coordinator(const CoordinatorOptions& options, EventLoop* loop, JournalSink* journal)
-    : options_(options), clock_(options.clock), loop_(loop), journal_(journal) {
+    : options_(options),
+      clock_(options.clock),
+      loop_(loop),
+      journal_(journal),
+      sched_(options.scheduling, options.clock,
+             Scheduler::Lookup{
+                 [this](uint64_t id) { return KindOf(requests_.at(id).row.action); },
+                 [this](uint64_t id) { return requests_.at(id).queued_us; }}) {
   loop_->SetTurnEndHook([this] { EndTurn(); });
 }
 
@@ -235,6 +247,7 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
     if (created) mit->second.id = id;
     mit->second.draining = true;
   }
+  RecoverCapacities(contents.meta);
 
   std::vector<std::pair<int64_t, std::string>> keys;
   for (const auto& [key, entry] : contents.idempotency) {
@@ -336,24 +349,16 @@ void Coordinator::Forget(uint64_t id) {
   requests_.erase(id);
 }
 
-Coordinator::QueueKey Coordinator::QueueOf(const Request& r) {
-  const int kind = KindOf(r.row.action);
-  const bool blocking = kind == 0 && (r.row.flags & hsm::kHalFlagBlocking) != 0;
-  return QueueKey{kind, blocking ? 0 : 1, r.row.archive_id, r.row.flags};
-}
-
 void Coordinator::Enqueue(Request& r) {
-  queues_[QueueOf(r)].insert(r.row.id);
+  r.ticket = sched_.Classify(r.row);
+  r.queued_us = clock_->NowMicros();
+  sched_.Add(r.row.id, r.row.archive_id, r.row.flags, r.ticket);
   r.queued = true;
   dispatch_needed_ = true;
 }
 
 void Coordinator::Dequeue(Request& r) {
-  auto it = queues_.find(QueueOf(r));
-  if (it != queues_.end()) {
-    it->second.erase(r.row.id);
-    if (it->second.empty()) queues_.erase(it);
-  }
+  sched_.Remove(r.row.id, r.row.archive_id, r.row.flags, r.ticket);
   r.queued = false;
 }
 
@@ -361,7 +366,10 @@ void Coordinator::Unassign(Request& r) {
   auto it = movers_.find(r.row.mover);
   if (it != movers_.end()) {
     Mover& m = it->second;
-    if (m.assigned.erase(r.row.id) > 0) --m.running[KindOf(r.row.action)];
+    if (m.assigned.erase(r.row.id) > 0) {
+      --m.running[KindOf(r.row.action)];
+      sched_.Released(m.id, r.ticket);
+    }
   }
   r.sent = false;
   r.send_pending = false;
@@ -641,6 +649,9 @@ std::string Coordinator::MetaValue(const std::string& key) const {
     auto it = movers_.find(key.substr(kDrainMetaPrefix.size()));
     return it != movers_.end() && it->second.draining ? "1" : "0";
   }
+  if (key.starts_with(kCapacityMetaPrefix)) {
+    return CapacityMetaValue(key.substr(kCapacityMetaPrefix.size()));
+  }
   return "";
 }
 
@@ -913,19 +924,21 @@ void Coordinator::Shutdown() {
 
 void Coordinator::Dispatch() {
   dispatch_needed_ = false;
-  if (lock_ != 0 || !journal_ok_ || shutting_down_ || queues_.empty()) return;
+  if (lock_ != 0 || !journal_ok_ || shutting_down_ || sched_.empty()) return;
+  sched_.ExpireSlots();
   std::vector<Mover*> ready;
   for (auto& [id, m] : movers_) {
     if (m.connected && !m.draining && !m.silent) ready.push_back(&m);
   }
   if (ready.empty()) return;
   bool more = false;
-  for (size_t i = 0; i < ready.size() && !queues_.empty(); ++i) {
+  for (size_t i = 0; i < ready.size() && !sched_.empty(); ++i) {
     Mover& m = *ready[(rr_ + i) % ready.size()];
     if (DispatchTo(m) >= options_.max_dispatch_per_turn) more = true;
   }
   ++rr_;
-  if (more && !queues_.empty()) {
+  ArmSchedulerTimer();
+  if (more && !sched_.empty()) {
     // Another turn, so this one's append stays bounded.
     dispatch_needed_ = true;
     loop_->Post([] {});
@@ -933,26 +946,31 @@ void Coordinator::Dispatch() {
 }
 
 size_t Coordinator::DispatchTo(Mover& m) {
-  size_t total = 0;
-  for (int kind = 0; kind < kKinds; ++kind) {
-    size_t budget = options_.max_dispatch_per_turn - total;
-    size_t want = static_cast<size_t>(std::min<int64_t>(m.Free(kind), budget));
-    if (want == 0) continue;
-    size_t taken = 0;
-    for (int rank = 0; rank < 2 && taken < want; ++rank) {
-      if (m.archive_ids.empty()) {
-        taken += TakeFrom(m, kind, rank, 0, want - taken);
-        continue;
-      }
-      for (uint32_t aid : m.archive_ids) {
-        if (taken >= want) break;
-        taken += TakeFrom(m, kind, rank, aid, want - taken);
-      }
-    }
-    total += taken;
-    if (total >= options_.max_dispatch_per_turn) break;
+  Scheduler::Room room;
+  for (int kind = 0; kind < kKinds; ++kind) room.kind[kind] = m.Free(kind);
+  room.archive_cap = m.cap[KindOf(hsm::Action::kArchive)];
+  if (m.max_total > 0) {
+    room.total = std::max<int64_t>(0, m.max_total - m.running[0] - m.running[1] - m.running[2]);
   }
-  return total;
+  room.budget = options_.max_dispatch_per_turn;
+  return sched_.Dispatch(m.id, m.archive_ids, room,
+                         [this, &m](uint64_t id) {
+                           Request& r = requests_.at(id);
+                           r.queued = false;
+                           Assign(m, r);
+                         });
+}
+
+// Slots expire and placement pools fall back with time: dispatch again when the next does.
+void Coordinator::ArmSchedulerTimer() {
+  int64_t at = sched_.NextDeadlineUs();
+  if (at == 0 || (sched_timer_ != 0 && sched_timer_at_ <= at)) return;
+  if (sched_timer_ != 0) loop_->CancelTimer(sched_timer_);
+  sched_timer_at_ = at;
+  sched_timer_ = loop_->RunAt(at, [this] {
+    sched_timer_ = 0;
+    dispatch_needed_ = true;
+  });
 }
 
 // A process waits on this restore now (a fanotify reader): it joins the blocking queue. The
@@ -963,30 +981,6 @@ void Coordinator::PromoteToBlocking(Request& r) {
   r.row.flags |= hsm::kHalFlagBlocking;
   MarkDirty(r);
   if (was_queued) Enqueue(r);
-}
-
-// archive_id 0 means "any" (a mover serving every archive id); real ids start at 1.
-size_t Coordinator::TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, size_t want) {
-  size_t taken = 0;
-  auto it = queues_.lower_bound(QueueKey{kind, rank, archive_id, 0});
-  while (it != queues_.end() && it->first.kind == kind && it->first.rank == rank &&
-         (archive_id == 0 || it->first.archive_id == archive_id) && taken < want) {
-    auto& q = it->second;
-    while (!q.empty() && taken < want) {
-      uint64_t id = *q.begin();
-      q.erase(q.begin());
-      Request& r = requests_.at(id);
-      r.queued = false;
-      Assign(m, r);
-      ++taken;
-    }
-    if (q.empty()) {
-      it = queues_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return taken;
 }
 
 void Coordinator::Assign(Mover& m, Request& r) {
@@ -1093,6 +1087,7 @@ bool Coordinator::Served(uint32_t archive_id) const {
 void Coordinator::SetConnected(Mover& m, bool connected) {
   if (m.connected == connected) return;
   m.connected = connected;
+  sched_.SetConnected(m.id, connected);
   int delta = connected ? 1 : -1;
   if (m.archive_ids.empty()) {
     serve_all_ += delta;
@@ -1135,9 +1130,8 @@ Result<Coordinator::SessionId> Coordinator::MoverHello(const v1::Hello& hello,
   m.archive_ids.erase(std::remove(m.archive_ids.begin(), m.archive_ids.end(), 0u),
                       m.archive_ids.end());
   const auto& caps = hello.capacities();
-  auto cap = [](int32_t v) { return v < 0 ? int64_t{-1} : int64_t{v}; };
-  m.cap = {cap(caps.max_restore()), cap(caps.max_remove()), cap(caps.max_archive())};
-  m.max_bytes = caps.max_bytes();
+  m.own_caps = caps;
+  ApplyCapacities(m);  // an override set by `tierflow capacity` stays in force
   if (m.grace_timer != 0) loop_->CancelTimer(m.grace_timer);
   m.grace_timer = 0;
   m.session = next_session_++;
@@ -1223,6 +1217,9 @@ void Coordinator::MoverReport(SessionId session, const v1::MoverMessage& message
       break;
     case v1::MoverMessage::kPong:
       OnPong(*m);
+      break;
+    case v1::MoverMessage::kCapacities:
+      OnCapacities(*m, message.capacities());
       break;
     default:
       spdlog::warn("mover {}: ignoring a message of unexpected kind {}", m->id,
@@ -1421,6 +1418,7 @@ void Coordinator::OnGraceExpired(const std::string& mover_id) {
   spdlog::warn("mover {} did not come back within {} s; requeuing its {} actions", m.id,
                options_.mover_grace_us / 1'000'000, ids.size());
   std::string why = fmt::format("mover {} did not come back within its grace delay", m.id);
+  sched_.ReleaseSlots(m.id);
   for (uint64_t id : ids) {
     if (Request* r = Find(id)) Requeue(*r, why);
   }
@@ -1631,6 +1629,7 @@ std::string Coordinator::WaitingReason(const Request& r) const {
         "--archive-id {}",
         aid, aid);
   }
+  if (std::string held = sched_.Holding(r.ticket); !held.empty()) return held;
   int kind = KindOf(r.row.action);
   for (const auto& [id, m] : movers_) {
     if (m.connected && m.Serves(aid) && m.Free(kind) > 0) return "waiting for the next dispatch";
@@ -1642,8 +1641,8 @@ std::string Coordinator::WaitingReason(const Request& r) const {
 std::vector<std::string> Coordinator::Warnings() const {
   std::vector<std::string> out;
   std::set<uint32_t> unserved;
-  for (const auto& [key, q] : queues_) {
-    if (!Served(key.archive_id)) unserved.insert(key.archive_id);
+  for (uint32_t aid : sched_.ArchiveIds()) {
+    if (!Served(aid)) unserved.insert(aid);
   }
   for (uint32_t aid : unserved) {
     out.push_back(
@@ -1687,25 +1686,27 @@ v1::StateReply Coordinator::State(const v1::StateRequest& request) const {
     if (it == files_.end()) continue;
     for (uint64_t id : it->second) {
       const Request* r = Find(id);
-      if (!r) continue;
-      v1::RequestInfo* info = reply.add_requests();
-      RowToInfo(r->row, info);
-      info->set_bytes_done(r->bytes_done);
-      info->set_bytes_total(r->bytes_total);
-      info->set_waiting_reason(WaitingReason(*r));
+      if (r) Describe(*r, reply.add_requests());
     }
   }
   return reply;
 }
 
+// The listing's view of a request: its row with data and requester (which wait updates leave
+// out), progress, and why it waits.
+void Coordinator::Describe(const Request& r, v1::RequestInfo* info) const {
+  RowToInfo(r.row, info);
+  if (!r.row.data.empty()) info->set_data(r.row.data);
+  if (!r.row.user.empty()) info->set_user(r.row.user);
+  info->set_bytes_done(r.bytes_done);
+  info->set_bytes_total(r.bytes_total);
+  info->set_waiting_reason(WaitingReason(r));
+}
+
 void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
   auto add = [&](const Request& r) {
     if (static_cast<uint32_t>(reply->requests_size()) >= limit) return false;
-    v1::RequestInfo* info = reply->add_requests();
-    RowToInfo(r.row, info);
-    info->set_bytes_done(r.bytes_done);
-    info->set_bytes_total(r.bytes_total);
-    info->set_waiting_reason(WaitingReason(r));
+    Describe(r, reply->add_requests());
     return true;
   };
   for (const auto& [id, m] : movers_) {
@@ -1715,11 +1716,9 @@ void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
       if (!add(*Find(rid))) return;
     }
   }
-  for (const auto& [key, q] : queues_) {
-    for (uint64_t rid : q) {
-      if (!add(*Find(rid))) return;
-    }
-  }
+  bool full = false;
+  sched_.ForEachQueued([&](uint64_t rid, uint32_t) { return !(full = !add(*Find(rid))); });
+  if (full) return;
   for (const auto& [due, rid] : backoff_) {
     const Request* r = Find(rid);
     if (r && r->retry_at_us == due && r->row.state == RequestState::kQueued && !add(*r)) return;
@@ -1730,6 +1729,56 @@ void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
   }
 }
 
+// Ids are allocated in order and never reused, so the live ids above after_id can be walked
+// in order by probing each one (a hash lookup), or found by one pass over every request that
+// keeps the limit+1 smallest matching ids in a heap. Probing costs the width of the id range
+// (purged ids included), the pass costs the number of requests: the cheaper one is taken, so
+// a page costs at most one pass over the requests, and an unfiltered page of a dense range
+// about `limit` lookups.
+void Coordinator::ListMatching(const v1::StatusRequest& request, uint32_t limit,
+                               v1::StatusReply* reply) const {
+  uint64_t actions = 0, states = 0;  // a bit per enum value
+  for (int a : request.actions()) actions |= a >= 0 && a < 64 ? uint64_t{1} << a : 0;
+  for (int s : request.states()) states |= s >= 0 && s < 64 ? uint64_t{1} << s : 0;
+  auto matches = [&](const Request& r) {
+    const RequestRow& row = r.row;
+    if (request.actions_size() > 0 && !((actions >> ActionToProto(row.action)) & 1)) return false;
+    if (request.states_size() > 0 && !((states >> StateToProto(row.state)) & 1)) return false;
+    if (!request.mover().empty() && row.mover != request.mover()) return false;
+    if (!request.user().empty() && row.user != request.user()) return false;
+    return request.tag().empty() || HasTag(row.data, request.tag());
+  };
+  if (request.after_id() >= next_id_ - 1) return;
+  const uint64_t first = request.after_id() + 1;
+  const size_t want = size_t{limit} + 1;  // one more than listed: is there another page?
+  std::vector<std::pair<uint64_t, const Request*>> found;
+  if (next_id_ - first <= requests_.size()) {
+    for (uint64_t id = first; id < next_id_ && found.size() < want; ++id) {
+      const Request* r = Find(id);
+      if (r != nullptr && matches(*r)) found.emplace_back(id, r);
+    }
+  } else {
+    found.reserve(std::min(want, requests_.size()) + 1);
+    for (const auto& [id, r] : requests_) {
+      if (id < first || (found.size() == want && id > found.front().first) || !matches(r)) {
+        continue;
+      }
+      found.emplace_back(id, &r);
+      std::push_heap(found.begin(), found.end());
+      if (found.size() > want) {
+        std::pop_heap(found.begin(), found.end());
+        found.pop_back();
+      }
+    }
+    std::sort_heap(found.begin(), found.end());
+  }
+  if (found.size() > limit) {
+    found.resize(limit);
+    reply->set_next_after_id(found.back().first);
+  }
+  for (const auto& [id, r] : found) Describe(*r, reply->add_requests());
+}
+
 void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
   info->set_id(m.id);
   info->set_host(m.host);
@@ -1738,8 +1787,13 @@ void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
   info->mutable_capacities()->set_max_remove(static_cast<int32_t>(m.cap[1]));
   info->mutable_capacities()->set_max_archive(static_cast<int32_t>(m.cap[2]));
   info->mutable_capacities()->set_max_bytes(m.max_bytes);
+  info->mutable_capacities()->set_max_total(static_cast<uint32_t>(m.max_total));
+  info->set_capacity_override(m.cap_override.has_value());
   info->set_connected(m.connected);
   info->set_running(m.assigned.size());
+  info->set_running_restore(m.running[KindOf(hsm::Action::kRestore)]);
+  info->set_running_remove(m.running[KindOf(hsm::Action::kRemove)]);
+  info->set_running_archive(m.running[KindOf(hsm::Action::kArchive)]);
   info->set_done(m.done);
   info->set_failed(m.failed);
   info->set_batches(m.batches);
@@ -1764,9 +1818,155 @@ v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
   for (std::string& w : Warnings()) reply.add_warnings(std::move(w));
   reply.set_journal_records(journal_->committed_records());
   if (request.include_requests()) {
-    ListRequests(request.limit() == 0 ? 1000 : request.limit(), &reply);
+    const uint32_t limit = request.limit() == 0 ? 1000 : request.limit();
+    const bool filtered = request.actions_size() > 0 || request.states_size() > 0 ||
+                          !request.mover().empty() || !request.tag().empty() ||
+                          !request.user().empty() || request.after_id() != 0;
+    if (filtered) {
+      ListMatching(request, limit, &reply);
+    } else {
+      ListRequests(limit, &reply);
+    }
   }
   return reply;
+}
+
+// ---- runtime capacities ----
+
+namespace {
+
+// The value of meta "capacity/<mover>": "archive=N restore=N remove=N total=N", or "" when no
+// override is in force. max_bytes is not overridden: it is the size of the mover's own
+// receive buffer.
+std::string EncodeCapacities(const v1::Capacities& c) {
+  return fmt::format("archive={} restore={} remove={} total={}", c.max_archive(), c.max_restore(),
+                     c.max_remove(), c.max_total());
+}
+
+std::optional<v1::Capacities> DecodeCapacities(std::string_view text) {
+  v1::Capacities c;
+  while (!text.empty()) {
+    size_t end = std::min(text.find(' '), text.size());
+    std::string_view token = text.substr(0, end);
+    text.remove_prefix(std::min(end + 1, text.size()));
+    if (token.empty()) continue;
+    size_t eq = token.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    std::string_view key = token.substr(0, eq), value = token.substr(eq + 1);
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || p != value.data() + value.size() || v < -1 || v > INT32_MAX) {
+      return std::nullopt;
+    }
+    if (key == "archive") {
+      c.set_max_archive(static_cast<int32_t>(v));
+    } else if (key == "restore") {
+      c.set_max_restore(static_cast<int32_t>(v));
+    } else if (key == "remove") {
+      c.set_max_remove(static_cast<int32_t>(v));
+    } else if (key == "total") {
+      if (v < 0) return std::nullopt;
+      c.set_max_total(static_cast<uint32_t>(v));
+    }  // other keys: written by a later version; ignored
+  }
+  return c;
+}
+
+std::string CapacityText(const v1::Capacities& c) {
+  auto n = [](int32_t v) { return v < 0 ? std::string("unlimited") : std::to_string(v); };
+  std::string text = fmt::format("archive {} restore {} remove {}", n(c.max_archive()),
+                                 n(c.max_restore()), n(c.max_remove()));
+  if (c.max_total() > 0) text += fmt::format(" total {}", c.max_total());
+  return text;
+}
+
+}  // namespace
+
+void Coordinator::ApplyCapacities(Mover& m) {
+  const v1::Capacities& c = m.cap_override ? *m.cap_override : m.own_caps;
+  auto bound = [](int32_t v) { return v < 0 ? int64_t{-1} : int64_t{v}; };
+  m.cap[KindOf(hsm::Action::kRestore)] = bound(c.max_restore());
+  m.cap[KindOf(hsm::Action::kRemove)] = bound(c.max_remove());
+  m.cap[KindOf(hsm::Action::kArchive)] = bound(c.max_archive());
+  m.max_total = c.max_total();
+  m.max_bytes = m.own_caps.max_bytes();
+  dispatch_needed_ = true;
+}
+
+void Coordinator::OnCapacities(Mover& m, const v1::Capacities& caps) {
+  m.own_caps = caps;
+  if (m.cap_override) {
+    m.max_bytes = caps.max_bytes();
+    spdlog::info(
+        "mover {} announced capacities {}; the ones set by `tierflow capacity` ({}) stay in "
+        "force until `tierflow capacity {} --reset`",
+        m.id, CapacityText(caps), CapacityText(*m.cap_override), m.id);
+    return;
+  }
+  ApplyCapacities(m);
+  spdlog::info("mover {} capacities now {}", m.id, CapacityText(caps));
+}
+
+std::string Coordinator::CapacityMetaValue(const std::string& mover_id) const {
+  auto it = movers_.find(mover_id);
+  if (it == movers_.end() || !it->second.cap_override) return "";
+  return EncodeCapacities(*it->second.cap_override);
+}
+
+void Coordinator::RecoverCapacities(const std::map<std::string, std::string>& meta) {
+  for (auto it = meta.lower_bound(std::string(kCapacityMetaPrefix));
+       it != meta.end() && it->first.starts_with(kCapacityMetaPrefix); ++it) {
+    if (it->second.empty()) continue;
+    std::string id = it->first.substr(kCapacityMetaPrefix.size());
+    std::optional<v1::Capacities> caps = DecodeCapacities(it->second);
+    if (!caps) {
+      spdlog::warn(
+          "journal meta {} = '{}' is not a capacity setting; ignoring it: mover {} uses its "
+          "own capacities until `tierflow capacity {}` sets them again",
+          it->first, it->second, id, id);
+      continue;
+    }
+    auto [mit, created] = movers_.try_emplace(id);
+    if (created) mit->second.id = id;
+    mit->second.cap_override = *caps;
+    ApplyCapacities(mit->second);
+  }
+}
+
+void Coordinator::SetCapacity(const v1::CapacityRequest& request,
+                              Reply<v1::CapacityReply> done) {
+  auto it = movers_.find(request.mover());
+  if (it == movers_.end()) {
+    done(Status(Code::kNotFound,
+                fmt::format("mover '{}' is not known to this coordinator (it never connected); "
+                            "`tierflow status` lists the movers",
+                            request.mover())));
+    return;
+  }
+  Mover& m = it->second;
+  if (request.reset()) {
+    m.cap_override.reset();
+  } else {
+    m.cap_override = request.capacities();
+    m.cap_override->clear_max_bytes();
+  }
+  ApplyCapacities(m);
+  meta_dirty_.insert(std::string(kCapacityMetaPrefix) + m.id);
+  spdlog::info("mover {} capacities set to {}{}; it holds {} actions", m.id,
+               CapacityText(m.cap_override ? *m.cap_override : m.own_caps),
+               m.cap_override ? "" : " (its own)", m.assigned.size());
+  AfterDurable([this, id = m.id, done = std::move(done)](const Status& st) {
+    if (!st.ok()) {
+      done(Status(Code::kUnavailable,
+                  fmt::format("capacities of mover {} applied but their journal write failed: "
+                              "{}; it is retried",
+                              id, st.ToString())));
+      return;
+    }
+    v1::CapacityReply reply;
+    FillMoverInfo(movers_.at(id), reply.mutable_mover());
+    done(reply);
+  });
 }
 
 }  // namespace tierflow::coordinator

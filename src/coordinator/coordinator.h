@@ -74,6 +74,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -85,6 +86,7 @@
 #include "coordinator/event_loop.h"
 #include "coordinator/events.h"
 #include "coordinator/policy.h"
+#include "coordinator/scheduler.h"
 #include "hsm/fid.h"
 #include "store/journal.h"
 #include "tierflow.pb.h"
@@ -182,6 +184,12 @@ class Coordinator {
   // Unknown ids are an error (nothing changes); a file with no pending request is skipped.
   void Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply> done);
   v1::StateReply State(const v1::StateRequest& request) const;
+  // Counters, movers and warnings; with include_requests, a listing of at most `limit`
+  // requests. With no filter and no after_id it is an overview: assigned (mover by mover),
+  // queued, retrying, then recently final requests. With any filter (actions, states, mover,
+  // tag, user) or after_id, it lists the matching requests with ids above after_id in id
+  // order, and next_after_id names the last one listed when more match. Cost: the cheaper
+  // of probing every id above after_id or one pass over all requests (see ListMatching).
   v1::StatusReply GetStatus(const v1::StatusRequest& request) const;
   // 0 dispatch, 1 accept but dispatch nothing, 2 as 1 and quit once nothing is assigned.
   // Answers once the lock is durable.
@@ -189,6 +197,12 @@ class Coordinator {
   // Drains one mover (or undoes it): it is given nothing new. Journaled as meta
   // "drain/<mover id>"; answers once durable. An unknown mover id is kNotFound.
   void Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> done);
+  // Replaces a mover's capacities (or, with reset, goes back to the mover's own): they win
+  // over its Hello and its own Capacities messages until reset. Journaled as meta
+  // "capacity/<mover id>"; answers once durable. Lowering takes nothing back: the mover is
+  // given nothing new of a kind until it holds less than the new bound. Unknown mover:
+  // kNotFound.
+  void SetCapacity(const v1::CapacityRequest& request, Reply<v1::CapacityReply> done);
 
   // Streams the durable state of `ids` to `channel`: their current state now, then every
   // change, then Finish(ok) when all are final. Unknown ids: kNotFound, nothing registered.
@@ -239,17 +253,10 @@ class Coordinator {
     bool watched = false;
     int64_t retry_at_us = 0;    // queued but held back until then (retry backoff); 0 = not
     int64_t active_us = 0;      // assigned: when it was assigned or last reported progress
+    int64_t queued_us = 0;      // queued: since when (monotonic), for aging
+    Ticket ticket;              // where it waits in the scheduler (set by Enqueue)
   };
 
-  // Queues sort by kind, then rank (0: blocking restores, which a process waits on; 1: the
-  // rest), then archive id and flags, so dispatch takes blocking restores first.
-  struct QueueKey {
-    int kind = 0;
-    int rank = 1;
-    uint32_t archive_id = 0;
-    uint64_t flags = 0;
-    auto operator<=>(const QueueKey&) const = default;
-  };
 
   struct Mover {
     std::string id;
@@ -268,6 +275,12 @@ class Coordinator {
     uint64_t batches = 0;
     bool draining = false;  // tierflow drain: given nothing new
     bool silent = false;    // connected, but no Pong for heartbeat_timeout_us
+    // Capacities: `own_caps` as the mover said them (Hello, or its Capacities message);
+    // `cap_override` (tierflow capacity) wins until reset. cap, max_bytes and max_total are
+    // the ones in force (ApplyCapacities).
+    v1::Capacities own_caps;
+    std::optional<v1::Capacities> cap_override;
+    int64_t max_total = 0;  // actions of any kind held at once; 0 = per-kind bounds only
     int64_t last_pong_us = 0;
     uint64_t ping_seq = 0;
 
@@ -342,8 +355,7 @@ class Coordinator {
 
   void Dispatch();
   size_t DispatchTo(Mover& m);
-  size_t TakeFrom(Mover& m, int kind, int rank, uint32_t archive_id, size_t want);
-  static QueueKey QueueOf(const Request& r);
+  void ArmSchedulerTimer();
   void PromoteToBlocking(Request& r);
   int64_t RetryDelay(uint32_t attempts) const;
   void ArmBackoffTimer();
@@ -387,10 +399,20 @@ class Coordinator {
   void CheckQuit();
 
   void FillMoverInfo(const Mover& m, v1::MoverInfo* info) const;
+  // Runtime capacities (end of coordinator.cc): cap/max_bytes/max_total from the override or
+  // the mover's own; a mover's own Capacities message; meta "capacity/<id>" and its recovery.
+  void ApplyCapacities(Mover& m);
+  void OnCapacities(Mover& m, const v1::Capacities& caps);
+  std::string CapacityMetaValue(const std::string& mover_id) const;
+  void RecoverCapacities(const std::map<std::string, std::string>& meta);
   std::string MetaValue(const std::string& key) const;
   std::string WaitingReason(const Request& r) const;
   std::vector<std::string> Warnings() const;
   void ListRequests(uint32_t limit, v1::StatusReply* reply) const;
+  // The filtered, id-ordered listing of GetStatus.
+  void ListMatching(const v1::StatusRequest& request, uint32_t limit,
+                    v1::StatusReply* reply) const;
+  void Describe(const Request& r, v1::RequestInfo* info) const;
 
   const CoordinatorOptions options_;
   Clock* const clock_;
@@ -400,13 +422,15 @@ class Coordinator {
   std::unordered_map<uint64_t, Request> requests_;
   // Every known request of a file (usually one): merging and State look here.
   absl::flat_hash_map<hsm::FileId, FileIds, hsm::FileIdHash> files_;
-  // Dispatch queues; a btree keeps ids in order without a node per id.
-  // Requests waiting out their retry backoff, by due time; they join queues_ when due.
+  // Requests waiting out their retry backoff, by due time; they join their queue when due.
   EventLoop::TimerId active_sweep_timer_ = 0;
   std::multimap<int64_t, uint64_t> backoff_;
   EventLoop::TimerId backoff_timer_ = 0;
   int64_t backoff_timer_at_ = 0;
-  std::map<QueueKey, absl::btree_set<uint64_t>> queues_;
+  // Dispatch queues and policy (scheduler.h): order, fair share, placement, batching.
+  Scheduler sched_;
+  EventLoop::TimerId sched_timer_ = 0;
+  int64_t sched_timer_at_ = 0;
   std::array<std::array<uint64_t, 6>, kCounterKinds> counts_{};  // [counter kind][state]
   // Target request id -> the pending CANCEL request recorded for it.
   std::unordered_map<uint64_t, uint64_t> cancel_of_;

@@ -48,6 +48,11 @@ struct RequestRow {
   std::string error;
   int64_t created_us = 0;  // wall clock
   int64_t changed_us = 0;
+  // The file's owner as the submitter saw it, for fair share by owner, group or project.
+  bool has_owner = false;
+  uint32_t owner_uid = 0;
+  uint32_t owner_gid = 0;
+  uint32_t projid = 0;
 
   bool operator==(const RequestRow&) const = default;
 };

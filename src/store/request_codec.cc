@@ -7,7 +7,10 @@
 namespace tierflow::store {
 namespace {
 
-constexpr uint8_t kVersion = 1;
+// Version 2 adds the file's owner (uid, gid, project id) after the version 1 fields; rows
+// written as version 1 are still read (without an owner).
+constexpr uint8_t kVersion1 = 1;
+constexpr uint8_t kVersion = 2;
 
 // Writers into a buffer sized by the caller for the worst case (10 bytes per varint).
 char* PutVarint(uint64_t v, char* p) {
@@ -71,7 +74,7 @@ class Reader {
 }  // namespace
 
 void EncodeRequestBody(const RequestRow& r, std::string* out) {
-  constexpr size_t kFields = 18;
+  constexpr size_t kFields = 22;
   size_t old = out->size();
   out->resize(old + 1 + kFields * 10 + r.file.fsid.size() + r.path.size() + r.data.size() + r.user.size() +
               r.mover.size() + r.error.size());
@@ -96,11 +99,18 @@ void EncodeRequestBody(const RequestRow& r, std::string* out) {
   p = PutVarint(ZigZag(r.created_us), p);
   uint64_t delta = static_cast<uint64_t>(r.changed_us) - static_cast<uint64_t>(r.created_us);
   p = PutVarint(ZigZag(static_cast<int64_t>(delta)), p);
+  p = PutVarint(r.has_owner ? 1 : 0, p);
+  if (r.has_owner) {
+    p = PutVarint(r.owner_uid, p);
+    p = PutVarint(r.owner_gid, p);
+    p = PutVarint(r.projid, p);
+  }
   out->resize(p - out->data());
 }
 
 Status DecodeRequestBody(std::string_view body, RequestRow* r) {
-  if (body.empty() || static_cast<uint8_t>(body.front()) != kVersion) {
+  const uint8_t version = body.empty() ? 0 : static_cast<uint8_t>(body.front());
+  if (version != kVersion && version != kVersion1) {
     return Status(Code::kCorrupt, body.empty() ? "empty request row"
                                                : "request row has unknown format version " +
                                                      std::to_string(static_cast<uint8_t>(body.front())));
@@ -125,6 +135,18 @@ Status DecodeRequestBody(std::string_view body, RequestRow* r) {
   r->error = in.Bytes();
   r->created_us = UnZigZag(in.Varint());
   r->changed_us = static_cast<int64_t>(static_cast<uint64_t>(r->created_us) + static_cast<uint64_t>(UnZigZag(in.Varint())));
+  r->has_owner = false;
+  r->owner_uid = r->owner_gid = r->projid = 0;
+  if (version >= 2) {
+    uint64_t has_owner = in.Varint();
+    if (has_owner > 1) return Status(Code::kCorrupt, "request row has a malformed owner flag");
+    r->has_owner = has_owner == 1;
+    if (r->has_owner) {
+      r->owner_uid = in.Varint32();
+      r->owner_gid = in.Varint32();
+      r->projid = in.Varint32();
+    }
+  }
   if (!in.ok() || error_code != r->error_code) return Status(Code::kCorrupt, "request row is truncated or malformed");
   if (!in.done()) return Status(Code::kCorrupt, "request row has unexpected trailing bytes");
   return Status::Ok();

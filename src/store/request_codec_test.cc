@@ -49,7 +49,31 @@ TEST(RequestCodecTest, RoundTripsOrdinaryDefaultAndExtremeRows) {
 TEST(RequestCodecTest, DefaultFieldsTakeOneByteEach) {
   std::string body;
   EncodeRequestBody(RequestRow{}, &body);  // length defaults to UINT64_MAX ("to the end")
-  EXPECT_EQ(body.size(), 1u + 18u);        // version byte + 18 fields
+  EXPECT_EQ(body.size(), 1u + 19u);        // version byte + 18 fields + "no owner"
+}
+
+TEST(RequestCodecTest, RoundTripsTheOwnerAndReadsVersionOneRowsWithoutOne) {
+  RequestRow owned = MakeRow(7, RequestState::kQueued);
+  owned.has_owner = true;
+  owned.owner_uid = 1001;
+  owned.owner_gid = UINT32_MAX;
+  owned.projid = 42;
+  EXPECT_EQ(RoundTrip(owned), owned);
+
+  // A version 1 row is the version 2 body without the owner flag.
+  RequestRow plain = MakeRow(8, RequestState::kQueued);
+  std::string body;
+  EncodeRequestBody(plain, &body);
+  ASSERT_EQ(body.back(), '\0');
+  body.pop_back();
+  body[0] = 1;
+  RequestRow out;
+  out.has_owner = true;
+  out.owner_uid = 5;
+  ASSERT_TRUE(DecodeRequestBody(body, &out).ok());
+  EXPECT_FALSE(out.has_owner);
+  EXPECT_EQ(out.owner_uid, 0u);
+  EXPECT_EQ(out.path, plain.path);
 }
 
 TEST(RequestCodecTest, RefusesTruncatedTrailingAndUnknownVersions) {
@@ -61,11 +85,11 @@ TEST(RequestCodecTest, RefusesTruncatedTrailingAndUnknownVersions) {
     EXPECT_EQ(st.code(), Code::kCorrupt) << "prefix of " << n << " bytes";
   }
   EXPECT_EQ(DecodeRequestBody(body + "x", &out).code(), Code::kCorrupt);
-  std::string v2 = body;
-  v2[0] = 2;
-  Status st = DecodeRequestBody(v2, &out);
+  std::string v3 = body;
+  v3[0] = 3;
+  Status st = DecodeRequestBody(v3, &out);
   EXPECT_EQ(st.code(), Code::kCorrupt);
-  EXPECT_NE(st.message().find("version 2"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("version 3"), std::string::npos) << st.message();
   // A string length pointing past the end.
   EXPECT_EQ(DecodeRequestBody(std::string("\x01\xff\xff\xff\x0f", 5), &out).code(), Code::kCorrupt);
 }
