@@ -3,7 +3,11 @@
 // and several submitters sending archive requests in batches. Measures requests/s from the
 // first submit until every request is SUCCEEDED and durable (seen through Wait).
 //
+// Runs the weighted scheduling policy and the plain fifo one side by side (policy=both), or
+// one of them (policy=weighted|fifo).
+//
 // Usage: coordinator_bench [requests=1000000] [submitters=4] [batch=1000] [capacity=10000]
+//                          [policy=both]
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -70,6 +74,7 @@ struct Args {
   int submitters = 4;
   int batch = 1000;
   int capacity = 10'000;
+  std::string policy = "both";
 };
 
 Args Parse(int argc, char** argv) {
@@ -79,6 +84,10 @@ Args Parse(int argc, char** argv) {
     auto eq = s.find('=');
     if (eq == std::string::npos) continue;
     std::string k = s.substr(0, eq);
+    if (k == "policy") {
+      a.policy = s.substr(eq + 1);
+      continue;
+    }
     uint64_t v = std::stoull(s.substr(eq + 1));
     if (k == "requests") a.requests = v;
     if (k == "submitters") a.submitters = static_cast<int>(v);
@@ -185,11 +194,8 @@ uint64_t RunSubmitter(int port, int index, uint64_t first, uint64_t count, int b
   return succeeded;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Args args = Parse(argc, argv);
-  InitLogging("warn", "coordinator_bench");
+// One run with `policy`; 0 when every request succeeded.
+int RunPolicy(const Args& args, const std::string& policy) {
   char tmpl[] = "/tmp/tf_coord_bench_XXXXXX";
   if (!mkdtemp(tmpl)) {
     std::perror("mkdtemp");
@@ -202,6 +208,7 @@ int main(int argc, char** argv) {
     options.listen = "127.0.0.1:0";
     options.state_dir = dir;
     options.final_grace_us = 600'000'000;  // keep every record for the run
+    options.scheduling.order.policy = policy;
     auto server = coordinator::Server::Start(options);
     if (!server.ok()) {
       std::fprintf(stderr, "cannot start the coordinator: %s\n",
@@ -242,8 +249,8 @@ int main(int argc, char** argv) {
     (*server)->Shutdown();
     mover.join();
 
-    std::printf("coordinator_throughput requests=%llu seconds=%.3f rate=%.0f/s\n",
-                static_cast<unsigned long long>(total), seconds, total / seconds);
+    std::printf("coordinator_throughput policy=%s requests=%llu seconds=%.3f rate=%.0f/s\n",
+                policy.c_str(), static_cast<unsigned long long>(total), seconds, total / seconds);
     std::printf(
         "  submitted=%llu moved=%llu journal_records=%llu batches=%llu\n",
         static_cast<unsigned long long>(args.requests),
@@ -267,5 +274,17 @@ int main(int argc, char** argv) {
     }
   }
   std::filesystem::remove_all(dir);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = Parse(argc, argv);
+  InitLogging("warn", "coordinator_bench");
+  int rc = 0;
+  for (const std::string policy : {"weighted", "fifo"}) {
+    if (args.policy == "both" || args.policy == policy) rc |= RunPolicy(args, policy);
+  }
   return rc;
 }

@@ -151,20 +151,35 @@ const RequestRow* Coordinator::FindRow(uint64_t id) const {
   return r ? &r->row : nullptr;
 }
 
+uint64_t Coordinator::FileKey(const hsm::FileId& file) { return hsm::FileIdHash()(file); }
+
 const Coordinator::Request* Coordinator::FindPending(const hsm::FileId& file,
                                                      hsm::Action action) const {
-  auto it = files_.find(file);
+  auto it = files_.find(FileKey(file));
   if (it == files_.end()) return nullptr;
-  return FindPending(it->second, action);
+  return FindPending(it->second, file, action);
 }
 
-const Coordinator::Request* Coordinator::FindPending(const FileIds& ids,
+const Coordinator::Request* Coordinator::FindPending(const FileIds& ids, const hsm::FileId& file,
                                                      hsm::Action action) const {
   for (uint64_t id : ids) {
     const Request* r = Find(id);
-    if (r && r->row.action == action && !store::IsFinal(r->row.state)) return r;
+    if (r && r->row.action == action && !store::IsFinal(r->row.state) && r->row.file == file) {
+      return r;
+    }
   }
   return nullptr;
+}
+
+std::vector<uint64_t> Coordinator::RequestsOf(const hsm::FileId& file) const {
+  std::vector<uint64_t> out;
+  auto it = files_.find(FileKey(file));
+  if (it == files_.end()) return out;
+  for (uint64_t id : it->second) {
+    const Request* r = Find(id);
+    if (r && r->row.file == file) out.push_back(id);
+  }
+  return out;
 }
 
 // ---- recovery ----
@@ -302,7 +317,7 @@ Coordinator::Request& Coordinator::Insert(RequestRow row) {
 }
 
 void Coordinator::Index(Request& r) {
-  files_[r.row.file].push_back(r.row.id);
+  files_[FileKey(r.row.file)].push_back(r.row.id);
   Count(r);
 }
 
@@ -335,7 +350,7 @@ void Coordinator::Forget(uint64_t id) {
   --counts_[kind][static_cast<int>(r->row.state)];
   if (r->row.state == RequestState::kQueued) --queued_total_;
   if (r->row.state == RequestState::kAssigned) --assigned_total_;
-  if (auto it = files_.find(r->row.file); it != files_.end()) {
+  if (auto it = files_.find(FileKey(r->row.file)); it != files_.end()) {
     auto& ids = it->second;
     ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
     if (ids.empty()) files_.erase(it);
@@ -732,8 +747,9 @@ void Coordinator::Submit(const v1::SubmitRequest& request, Reply<v1::SubmitReply
     auto* accepted = reply.add_accepted();
     hsm::Action action = *ActionFromProto(spec.action());
     // One probe of the file index serves both the merge check and the insertion.
-    FileIds& file_ids = files_[FileIdFromProto(spec.file())];
-    if (const Request* existing = FindPending(file_ids, action)) {
+    const hsm::FileId file = FileIdFromProto(spec.file());
+    FileIds& file_ids = files_[FileKey(file)];
+    if (const Request* existing = FindPending(file_ids, file, action)) {
       accepted->set_id(existing->row.id);
       accepted->set_merged(true);
       if (spec.flags() & ~existing->row.flags & hsm::kHalFlagBlocking) {
@@ -781,9 +797,8 @@ void Coordinator::Cancel(const v1::CancelRequest& request, Reply<v1::CancelReply
     targets.push_back(id);
   }
   for (const auto& ref : request.files()) {
-    auto it = files_.find(FileIdFromProto(ref));
-    if (it == files_.end()) continue;
-    targets.insert(targets.end(), it->second.begin(), it->second.end());
+    std::vector<uint64_t> ids = RequestsOf(FileIdFromProto(ref));
+    targets.insert(targets.end(), ids.begin(), ids.end());
   }
   std::sort(targets.begin(), targets.end());
   targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
@@ -1682,12 +1697,7 @@ std::vector<std::string> Coordinator::Warnings() const {
 v1::StateReply Coordinator::State(const v1::StateRequest& request) const {
   v1::StateReply reply;
   for (const auto& ref : request.files()) {
-    auto it = files_.find(FileIdFromProto(ref));
-    if (it == files_.end()) continue;
-    for (uint64_t id : it->second) {
-      const Request* r = Find(id);
-      if (r) Describe(*r, reply.add_requests());
-    }
+    for (uint64_t id : RequestsOf(FileIdFromProto(ref))) Describe(*Find(id), reply.add_requests());
   }
   return reply;
 }

@@ -337,7 +337,11 @@ class Coordinator {
   Request* Find(uint64_t id);
   const Request* Find(uint64_t id) const;
   const Request* FindPending(const hsm::FileId& file, hsm::Action action) const;
-  const Request* FindPending(const FileIds& ids, hsm::Action action) const;
+  const Request* FindPending(const FileIds& ids, const hsm::FileId& file,
+                             hsm::Action action) const;
+  // The ids of the requests known for `file` (files_ is keyed by a hash of the file id).
+  std::vector<uint64_t> RequestsOf(const hsm::FileId& file) const;
+  static uint64_t FileKey(const hsm::FileId& file);
   // Removes a request from every index (purge, or a new request whose append failed).
   void Forget(uint64_t id);
   void SetState(Request& r, store::RequestState state);
@@ -421,7 +425,9 @@ class Coordinator {
 
   std::unordered_map<uint64_t, Request> requests_;
   // Every known request of a file (usually one): merging and State look here.
-  absl::flat_hash_map<hsm::FileId, FileIds, hsm::FileIdHash> files_;
+  // Keyed by a 64-bit hash of the file id rather than the id itself (a FileId with its fsid
+  // string is 48 bytes): a key may hold ids of several files, so readers compare row.file.
+  absl::flat_hash_map<uint64_t, FileIds> files_;
   // Requests waiting out their retry backoff, by due time; they join their queue when due.
   EventLoop::TimerId active_sweep_timer_ = 0;
   std::multimap<int64_t, uint64_t> backoff_;
