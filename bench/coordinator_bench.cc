@@ -122,6 +122,12 @@ void RunMover(int port, int capacity, std::atomic<uint64_t>* done) {
   v1::CoordinatorMessage msg;
   v1::MoverMessage reports;
   while (stream->Read(&msg)) {
+    if (msg.has_ping()) {
+      v1::MoverMessage pong;
+      pong.mutable_pong()->set_seq(msg.ping().seq());
+      if (!stream->Write(pong)) break;
+      continue;
+    }
     if (!msg.has_batch()) continue;
     uint64_t items_size = msg.batch().items_size();
     reports.Clear();
@@ -175,21 +181,27 @@ uint64_t RunSubmitter(int port, int index, uint64_t first, uint64_t count, int b
     std::fprintf(stderr, "%.3f submitter %d: all %llu submitted\n", Elapsed(), index,
                  static_cast<unsigned long long>(count));
   }
-  grpc::ClientContext ctx;
-  v1::WaitRequest wreq;
-  wreq.mutable_ids()->Add(ids.begin(), ids.end());
-  auto reader = stub->Wait(&ctx, wreq);
-  v1::WaitUpdate u;
+  // One Wait per 100,000 ids (the coordinator's limit per call), one after the other.
   uint64_t succeeded = 0;
-  while (reader->Read(&u)) {
-    for (const auto& info : u.requests()) {
-      if (info.state() == v1::SUCCEEDED) ++succeeded;
+  for (size_t from = 0; from < ids.size(); from += 100'000) {
+    size_t to = std::min(ids.size(), from + 100'000);
+    grpc::ClientContext ctx;
+    v1::WaitRequest wreq;
+    wreq.mutable_ids()->Add(ids.begin() + static_cast<std::ptrdiff_t>(from),
+                            ids.begin() + static_cast<std::ptrdiff_t>(to));
+    auto reader = stub->Wait(&ctx, wreq);
+    v1::WaitUpdate u;
+    while (reader->Read(&u)) {
+      for (const auto& info : u.requests()) {
+        if (info.state() == v1::SUCCEEDED) ++succeeded;
+      }
     }
-  }
-  grpc::Status st = reader->Finish();
-  if (!st.ok()) {
-    std::fprintf(stderr, "submitter %d: Wait failed: %s\n", index, st.error_message().c_str());
-    failed->store(true);
+    grpc::Status st = reader->Finish();
+    if (!st.ok()) {
+      std::fprintf(stderr, "submitter %d: Wait failed: %s\n", index, st.error_message().c_str());
+      failed->store(true);
+      break;
+    }
   }
   return succeeded;
 }

@@ -39,6 +39,9 @@ v1::RequestSpec MakeSpec(const PlanOptions& o, const LocalFile& f, uint32_t arch
   spec.set_archive_id(archive_id);
   if (o.action == hsm::Action::kArchive) spec.set_data(o.data);
   spec.set_user(o.user);
+  spec.mutable_owner()->set_uid(f.state.uid);
+  spec.mutable_owner()->set_gid(f.state.gid);
+  spec.mutable_owner()->set_projid(f.state.projid);
   return spec;
 }
 

@@ -23,6 +23,9 @@ LocalFile File(const std::string& path, uint64_t inode, uint32_t states, uint32_
   f.state.current = {100, 5, 6, 7};
   f.state.record.stamp = f.state.current;
   f.state.record.seal = {f.state.current.ctime_ns - 1, f.state.current.ctime_ns + 1};
+  f.state.uid = 1001;
+  f.state.gid = 2002;
+  f.state.projid = 42;
   return f;
 }
 
@@ -51,6 +54,10 @@ TEST(Plan, ArchiveSkipsArchivedCleanFilesAndKeepsTheRest) {
   EXPECT_EQ(s.archive_id(), 0u);  // the coordinator's default
   EXPECT_EQ(s.data(), "tag=x");
   EXPECT_EQ(s.user(), "alice");
+  // Who owns the file goes along, for fair share by owner, group or project.
+  EXPECT_EQ(s.owner().uid(), 1001u);
+  EXPECT_EQ(s.owner().gid(), 2002u);
+  EXPECT_EQ(s.owner().projid(), 42u);
   EXPECT_EQ(p.requests[0].size, 100u);
   ASSERT_EQ(p.notes.size(), 1u);
   EXPECT_EQ(p.notes[0], "/b: already archived and unchanged; skipped");

@@ -4,7 +4,9 @@
 #include "mover/fs/local_fs.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -358,6 +360,14 @@ Result<FileState> StateOf(const ManagedFile& f) {
   state.has_record = rec->has_value();
   state.record = rec->value_or(HsmRecord{});
   state.current = *stamp;
+  struct stat st {};
+  if (::fstat(f.fd(), &st) == 0) {
+    state.uid = st.st_uid;
+    state.gid = st.st_gid;
+  }
+  // The project id (ext4, xfs project quotas); filesystems without one leave it 0.
+  struct fsxattr fsx {};
+  if (::ioctl(f.fd(), FS_IOC_FSGETXATTR, &fsx) == 0) state.projid = fsx.fsx_projid;
   return state;
 }
 

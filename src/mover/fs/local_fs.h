@@ -45,6 +45,9 @@ struct FileState {
                              // a record counts only if its fid is this file's
   HsmRecord record;
   VersionStamp current;      // the file's stamp now
+  uint32_t uid = 0;          // its owner, group and project id (fair share by owner)
+  uint32_t gid = 0;
+  uint32_t projid = 0;
 };
 Result<FileState> GetFileState(const std::string& path);
 // The same for a descriptor opened elsewhere (a fanotify event's file, a file opened by handle);

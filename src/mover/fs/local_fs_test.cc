@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 
@@ -548,6 +549,15 @@ TEST_F(LocalFsTest, CorruptRecordIsReportedNamingTheFile) {
   EXPECT_NE(s.status().message().find("remove the trusted.tierflow.hsm xattr"), std::string::npos);
   EXPECT_EQ(ReleaseFile(f).code(), Code::kCorrupt);
   EXPECT_GT(Stat(f).st_blocks, 0);
+}
+
+TEST_F(LocalFsTest, TheStateNamesTheFilesOwnerAndGroup) {
+  std::string f = dir_ / "owned";
+  WriteFile(f, "data");
+  ASSERT_EQ(::chown(f.c_str(), 1234, 5678), 0) << strerror(errno);
+  FileState s = State(f);
+  EXPECT_EQ(s.uid, 1234u);
+  EXPECT_EQ(s.gid, 5678u);
 }
 
 TEST_F(LocalFsTest, ARecordCopiedFromAnotherFileIsIgnored) {
