@@ -41,13 +41,26 @@ class EventHub {
  public:
   using SubscriberId = uint64_t;
 
+  // A watcher whose channel holds more than this, unwritten, loses this turn's events; they
+  // are counted and its next batch says how many.
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;
+
   // `reporting` names the hint tag (events carry its value) and, with a dir, turns on report
-  // files. Fails when the report directory cannot be created.
+  // files. Fails when the report directory cannot be created, or a dir is given without a
+  // hint key.
   static Result<std::unique_ptr<EventHub>> Create(const ReportingOptions& reporting, Clock* clock);
+  // Stops the report writer (after writing what it was handed). Any thread, once the loop no
+  // longer calls the hub.
   ~EventHub();
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
 
-  bool active() const { return !subscribers_.empty() || reports_ != nullptr; }
+  bool active() const { return !closed_ && (!subscribers_.empty() || reports_ != nullptr); }
+  const ReportingOptions& reporting() const { return reporting_; }
+  // The report file writer, or null without a report dir. Its Sync is for tests.
+  ReportWriter* reports() const { return reports_.get(); }
 
+  // After Close, the channel is finished at once (with Close's status) and 0 is returned.
   SubscriberId Subscribe(EventFilter filter, std::shared_ptr<EventChannel> channel);
   void Unsubscribe(SubscriberId id);
 
@@ -57,7 +70,8 @@ class EventHub {
             uint64_t bytes_done, uint64_t bytes_total, int32_t status);
   // Sends what this turn emitted.
   void Flush();
-  // Finishes every subscriber (coordinator shutdown) and stops the report writer.
+  // Finishes every subscriber (coordinator shutdown) and hands the report writer its last
+  // lines; the hub is inactive afterwards.
   void Close(const Status& status);
 
  private:
@@ -68,6 +82,8 @@ class EventHub {
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
   std::unique_ptr<ReportWriter> reports_;
   SubscriberId next_id_ = 1;
+  bool closed_ = false;
+  Status close_status_;
 };
 
 }  // namespace tierflow::coordinator

@@ -159,6 +159,26 @@ Status CheckDrain(const v1::DrainRequest& request) {
   return CheckName("Drain: mover", request.mover(), kMaxMoverIdBytes);
 }
 
+Status CheckEvents(const v1::EventsRequest& request) {
+  if (request.hint().size() > kMaxRequestDataBytes) {
+    return TooLong("Events: hint", request.hint().size(), kMaxRequestDataBytes);
+  }
+  if (!request.mover().empty()) {
+    TF_RETURN_IF_ERROR(CheckName("Events: mover", request.mover(), kMaxMoverIdBytes));
+  }
+  if (request.actions_size() > v1::Action_ARRAYSIZE) {
+    return TooMany("Events: actions", request.actions_size(), v1::Action_ARRAYSIZE,
+                   "name each action once");
+  }
+  for (int action : request.actions()) {
+    if (!v1::Action_IsValid(action)) {
+      return Status(Code::kInvalidArgument,
+                    fmt::format("Events: actions holds {}, which is no action", action));
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckMoverMessage(const v1::MoverMessage& message) {
   switch (message.msg_case()) {
     case v1::MoverMessage::kHello:

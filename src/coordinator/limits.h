@@ -87,6 +87,7 @@ Status CheckCancel(const v1::CancelRequest& request);
 Status CheckState(const v1::StateRequest& request);
 Status CheckStatus(const v1::StatusRequest& request);
 Status CheckDrain(const v1::DrainRequest& request);
+Status CheckEvents(const v1::EventsRequest& request);
 // Any message of a mover stream, Hello included. An empty message (no field set) is refused.
 Status CheckMoverMessage(const v1::MoverMessage& message);
 

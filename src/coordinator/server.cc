@@ -15,6 +15,7 @@
 
 #include "coordinator/coordinator.h"
 #include "coordinator/event_loop.h"
+#include "coordinator/events.h"
 #include "coordinator/limits.h"
 #include "coordinator/service.h"
 #include "coordinator/writer_sink.h"
@@ -63,6 +64,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<store::JournalWriter> writer_;
   std::unique_ptr<WriterSink> sink_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<EventHub> events_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> grpc_;
@@ -114,6 +116,10 @@ Status ServerImpl::Init() {
   copts.max_message_bytes = options_.max_message_bytes;
   TF_RETURN_IF_ERROR(ValidatePolicy(options_.scheduling));
   copts.scheduling = options_.scheduling;
+  auto events = EventHub::Create(options_.scheduling.reporting, options_.clock);
+  if (!events.ok()) return events.status().Annotate("starting request events");
+  events_ = std::move(events).value();
+  copts.events = events_.get();
   coordinator_ = std::make_unique<Coordinator>(copts, loop_.get(), sink_.get());
   TF_RETURN_IF_ERROR(coordinator_->Recover(*contents));
   coordinator_->SetQuitHandler([this] { OnQuit(); });
@@ -123,6 +129,7 @@ Status ServerImpl::Init() {
   sopts.max_wait_streams = options_.max_wait_streams;
   sopts.max_mover_sessions = options_.max_mover_sessions;
   sopts.hello_timeout = std::chrono::milliseconds(options_.hello_timeout_us / 1000);
+  sopts.events = events_.get();
   service_ = std::make_unique<CoordinatorService>(loop_.get(), coordinator_.get(), sopts);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
@@ -176,6 +183,7 @@ void ServerImpl::Shutdown() {
     std::promise<void> closed;
     loop_->Post([&] {
       coordinator_->Shutdown();
+      events_->Close(Status(Code::kUnavailable, "the coordinator is shutting down"));
       closed.set_value();
     });
     closed.get_future().wait();
@@ -187,6 +195,7 @@ void ServerImpl::Shutdown() {
   grpc_.reset();
   service_.reset();
   coordinator_.reset();
+  events_.reset();  // writes the last report lines
   sink_.reset();
   loop_.reset();
   journal_.reset();

@@ -270,6 +270,60 @@ class WaitQueue final : public WaitChannel {
   Status status_;
 };
 
+// One Events call: the hub queues batches, the handler thread writes them. Counts the bytes it
+// holds, so the hub can stop feeding a watcher that does not read.
+class EventQueue final : public EventChannel {
+ public:
+  enum class Next { kBatch, kFinished, kIdle };
+  using Batch = std::shared_ptr<const v1::EventBatch>;
+
+  size_t queued_bytes() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bytes_;
+  }
+  void Send(Batch batch) override {
+    const size_t bytes = batch->ByteSizeLong();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      bytes_ += bytes;
+      batches_.emplace_back(std::move(batch), bytes);
+    }
+    cv_.notify_one();
+  }
+  void Finish(const Status& status) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_ = true;
+      status_ = status;
+    }
+    cv_.notify_one();
+  }
+  // Batches first, then the end; kIdle after `timeout` with neither.
+  Next Pop(Batch* batch, Status* status, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return !batches_.empty() || finished_; });
+    if (!batches_.empty()) {
+      *batch = std::move(batches_.front().first);
+      bytes_ -= batches_.front().second;
+      batches_.pop_front();
+      return Next::kBatch;
+    }
+    if (finished_) {
+      *status = status_;
+      return Next::kFinished;
+    }
+    return Next::kIdle;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<Batch, size_t>> batches_;
+  size_t bytes_ = 0;
+  bool finished_ = false;
+  Status status_;
+};
+
 using MoverStream = grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>;
 
 // The outbound half of a mover stream: a queue drained by a writer thread.
@@ -445,6 +499,64 @@ grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::Wa
         if (context->IsCancelled()) {
           unwatch();
           return grpc::Status(grpc::StatusCode::CANCELLED, "waiter went away");
+        }
+        break;
+    }
+  }
+}
+
+grpc::Status CoordinatorService::Events(grpc::ServerContext* context,
+                                        const v1::EventsRequest* request,
+                                        grpc::ServerWriter<v1::EventBatch>* writer) {
+  EventHub* hub = options_.events;
+  if (hub == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this coordinator publishes no events");
+  }
+  if (tierflow::Status st = CheckEvents(*request); !st.ok()) return ToGrpcStatus(st);
+  Slot slot(&wait_streams_, options_.max_wait_streams);
+  if (!slot.taken()) {
+    return TooManyStreams("Wait and Events streams", options_.max_wait_streams,
+                          "the coordinator's Wait stream limit");
+  }
+  EventFilter filter;
+  filter.hint = request->hint();
+  for (int action : request->actions()) filter.actions.push_back(static_cast<v1::Action>(action));
+  filter.mover = request->mover();
+  auto queue = std::make_shared<EventQueue>();
+  auto sub = GetInLoop<EventHub::SubscriberId>(
+      loop_, [hub, &filter, queue]() -> Result<EventHub::SubscriberId> {
+        if (!filter.hint.empty() && hub->reporting().hint.empty()) {
+          return tierflow::Status(Code::kFailedPrecondition,
+                                  "this coordinator has no reporting hint key, so events carry "
+                                  "no hint to filter on; configure the hint key (reporting "
+                                  "hint) or watch without a hint");
+        }
+        return hub->Subscribe(std::move(filter), queue);
+      });
+  if (!sub.ok()) return ToGrpcStatus(sub.status());
+  const EventHub::SubscriberId id = *sub;
+  auto unsubscribe = [this, hub, id] { loop_->Post([hub, id] { hub->Unsubscribe(id); }); };
+  // Tells the client it is subscribed: events from now on reach it.
+  context->AddInitialMetadata(std::string(kEventsSubscribedHeader), "1");
+  writer->SendInitialMetadata();
+  EventQueue::Batch batch;
+  tierflow::Status end;
+  for (;;) {
+    // The timeout only bounds how long a client that went away keeps this thread.
+    switch (queue->Pop(&batch, &end, std::chrono::milliseconds(500))) {
+      case EventQueue::Next::kBatch:
+        if (!writer->Write(*batch)) {
+          unsubscribe();
+          return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
+        }
+        batch.reset();
+        break;
+      case EventQueue::Next::kFinished:
+        return ToGrpcStatus(end);
+      case EventQueue::Next::kIdle:
+        if (context->IsCancelled()) {
+          unsubscribe();
+          return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
         }
         break;
     }

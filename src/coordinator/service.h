@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <string_view>
 
 #include "common/status.h"
 #include "coordinator/coordinator.h"
@@ -30,7 +31,13 @@ struct ServiceOptions {
   // A mover stream that has not said Hello by then is ended, so silent streams cannot hold
   // every session slot.
   std::chrono::milliseconds hello_timeout{10'000};
+  // Serves Events streams (counted with the Wait streams); null: Events is unimplemented.
+  EventHub* events = nullptr;
 };
+
+// Initial metadata of an Events stream, sent once the watcher is subscribed: events from then
+// on reach it.
+inline constexpr std::string_view kEventsSubscribedHeader = "tierflow-events-subscribed";
 
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
@@ -52,6 +59,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
                     v1::LockReply* reply) override;
   grpc::Status Drain(grpc::ServerContext* context, const v1::DrainRequest* request,
                      v1::DrainReply* reply) override;
+  grpc::Status Events(grpc::ServerContext* context, const v1::EventsRequest* request,
+                      grpc::ServerWriter<v1::EventBatch>* writer) override;
   grpc::Status MoverSession(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>* stream) override;
