@@ -43,6 +43,7 @@ int Run(int argc, const char* const* argv) {
   std::vector<Command> commands;
   AddProcessCommands(app, &commands);
   AddClientVerbs(app, &commands);
+  AddWatchVerb(app, &commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

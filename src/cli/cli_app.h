@@ -26,6 +26,7 @@ struct Command {
 
 void AddProcessCommands(CLI::App& app, std::vector<Command>* commands);
 void AddClientVerbs(CLI::App& app, std::vector<Command>* commands);
+void AddWatchVerb(CLI::App& app, std::vector<Command>* commands);  // watch_verb.cc
 
 // Parses argv and runs the subcommand; returns the exit code.
 int Run(int argc, const char* const* argv);

@@ -7,6 +7,8 @@
 #include <set>
 #include <thread>
 
+#include "coordinator/service.h"
+
 namespace tierflow::cli {
 
 namespace {
@@ -125,6 +127,27 @@ Result<v1::LockReply> CoordinatorClient::Lock(uint32_t lock) {
 
 Result<v1::DrainReply> CoordinatorClient::Drain(const v1::DrainRequest& req) {
   return Unary(&v1::Coordinator::Stub::Drain, req, "draining mover " + req.mover());
+}
+
+Status CoordinatorClient::Events(const v1::EventsRequest& request,
+                                 const std::function<void()>& on_open,
+                                 const std::function<void(const v1::EventBatch&)>& on_batch) {
+  grpc::ClientContext ctx;
+  auto reader = stub_->Events(&ctx, request);
+  reader->WaitForInitialMetadata();
+  const bool opened =
+      ctx.GetServerInitialMetadata().count(std::string(coordinator::kEventsSubscribedHeader)) > 0;
+  if (opened) on_open();
+  v1::EventBatch batch;
+  while (opened && reader->Read(&batch)) on_batch(batch);
+  grpc::Status st = reader->Finish();
+  if (!opened || (!st.ok() && st.error_code() != grpc::StatusCode::UNAVAILABLE)) {
+    return FromGrpc(st, "watching events");
+  }
+  return Status(Code::kUnavailable,
+                "the coordinator at " + address_ + " ended the event stream (" +
+                    (st.ok() ? std::string("no reason given") : st.error_message()) +
+                    "); events from now on are not seen: watch again once it is back");
 }
 
 Status CoordinatorClient::Wait(const std::vector<uint64_t>& ids,

@@ -36,6 +36,12 @@ class CoordinatorClient {
               const std::function<void(const v1::RequestInfo&)>& on_update,
               int64_t give_up_ms = 120'000);
 
+  // Follows request events until the stream ends: `on_open` once the coordinator has
+  // subscribed this client, then `on_batch` per batch. Ends with kUnavailable when the
+  // coordinator cannot be reached or goes away (no reconnect: events meanwhile are lost).
+  Status Events(const v1::EventsRequest& request, const std::function<void()>& on_open,
+                const std::function<void(const v1::EventBatch&)>& on_batch);
+
   // The message for a coordinator that cannot be reached.
   static Status Unreachable(const std::string& address, const std::string& detail);
 
