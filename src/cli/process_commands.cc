@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "cli/cli_app.h"
+#include "cli/config.h"
 #include "cli/file_walk.h"
 #include "common/log.h"
 #include "coordinator/server.h"
@@ -28,9 +28,6 @@
 namespace tierflow::cli {
 
 namespace {
-
-const std::vector<std::string> kLogLevels = {"trace", "debug",    "info", "warn",
-                                             "error", "critical", "off"};
 
 sigset_t TerminationSignals() {
   sigset_t set;
@@ -97,99 +94,13 @@ std::string LocalAddress(const std::string& listen, int port) {
   return host + ":" + std::to_string(port);
 }
 
-void AddLogLevel(CLI::App* sub, std::string* level) {
-  sub->add_option("--log-level", *level, "trace, debug, info, warn, error")
-      ->check(CLI::IsMember(kLogLevels))
-      ->capture_default_str();
-}
-
-// Seconds (or MB/s) from `min` to `max`. Unlike CLI::Range it refuses NaN, which passes every
-// range comparison, and its bound keeps value * 1e6 (microseconds, bytes/s) an integer.
-CLI::Validator FiniteRange(double min, double max) {
-  return CLI::Validator(
-      [min, max](std::string& input) -> std::string {
-        double v = 0;
-        if (CLI::detail::lexical_cast(input, v) && v >= min && v <= max) return {};
-        return "value " + input + " is not a number from " + CLI::detail::to_string(min) +
-               " to " + CLI::detail::to_string(max);
-      },
-      "FLOAT in [" + CLI::detail::to_string(min) + " - " + CLI::detail::to_string(max) + "]");
-}
-
-// What a coordinator is started with, for `coordinator` and `up`.
-struct CoordinatorArgs {
-  std::string listen = "127.0.0.1:7420";
-  std::string state = "/var/lib/tierflow";
-  uint32_t max_attempts = 3;
-  double retry_delay_s = 1;
-  bool no_retry = false;
-  double active_request_timeout_s = 3600;
-  double mover_grace_s = 60;
-  double final_grace_s = 60;
-  double heartbeat_interval_s = 10;
-  double heartbeat_timeout_s = 30;
-  std::string log_level = "info";
-};
-
-void AddCoordinatorOptions(CLI::App* sub, CoordinatorArgs* a) {
-  sub->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0 picks a free port)")
-      ->capture_default_str();
-  sub->add_option("--state", a->state, "state directory (journal); created if missing")
-      ->capture_default_str();
-  sub->add_option("--max-attempts", a->max_attempts,
-                  "attempts of a request whose failures the mover calls retryable")
-      ->check(CLI::Range(1u, 1000u))
-      ->capture_default_str();
-  sub->add_option("--retry-delay", a->retry_delay_s,
-                  "seconds before the first retry; doubles per attempt, up to 60 s")
-      ->check(FiniteRange(0.0, 3600.0))
-      ->capture_default_str();
-  sub->add_flag("--no-retry", a->no_retry, "every failure is final (Lustre's no-retry-action)");
-  sub->add_option("--active-request-timeout", a->active_request_timeout_s,
-                  "seconds an assigned action may go without progress before it is taken back "
-                  "from its mover and requeued (0 never)")
-      ->check(FiniteRange(0.0, 1e9))
-      ->capture_default_str();
-  sub->add_option("--mover-grace", a->mover_grace_s,
-                  "seconds a disconnected mover keeps its actions before they are requeued")
-      ->check(FiniteRange(0.0, 86400.0))
-      ->capture_default_str();
-  sub->add_option("--final-grace", a->final_grace_s,
-                  "seconds finished requests stay listed (status, state) before they are purged")
-      ->check(FiniteRange(0.0, 365.0 * 86400))
-      ->capture_default_str();
-  sub->add_option("--heartbeat-interval", a->heartbeat_interval_s,
-                  "seconds between heartbeats to each mover (0 none)")
-      ->check(FiniteRange(0.0, 3600.0))
-      ->capture_default_str();
-  sub->add_option("--heartbeat-timeout", a->heartbeat_timeout_s,
-                  "seconds without an answer before a mover is given nothing new")
-      ->check(FiniteRange(0.0, 86400.0))
-      ->capture_default_str();
-}
-
 // ---- coordinator ----
 
-Result<std::unique_ptr<coordinator::Server>> StartServer(const CoordinatorArgs& a) {
-  coordinator::ServerOptions o;
-  o.listen = a.listen;
-  o.state_dir = a.state;
-  o.max_attempts = a.max_attempts;
-  o.retry_delay_us = static_cast<int64_t>(a.retry_delay_s * 1e6);
-  o.no_retry = a.no_retry;
-  o.active_request_timeout_us = static_cast<int64_t>(a.active_request_timeout_s * 1e6);
-  o.mover_grace_us = static_cast<int64_t>(a.mover_grace_s * 1e6);
-  o.final_grace_us = static_cast<int64_t>(a.final_grace_s * 1e6);
-  o.heartbeat_interval_us = static_cast<int64_t>(a.heartbeat_interval_s * 1e6);
-  o.heartbeat_timeout_us = static_cast<int64_t>(a.heartbeat_timeout_s * 1e6);
-  return coordinator::Server::Start(o);
-}
-
-int RunCoordinator(CoordinatorArgs a) {
-  a.state = AbsolutePath(a.state);
-  InitLogging(a.log_level, "coordinator");
+int RunCoordinator(CoordinatorConfig c) {
+  c.server.state_dir = AbsolutePath(c.server.state_dir);
+  InitLogging(c.log_level, "coordinator");
   BlockTerminationSignals();
-  auto server = StartServer(a);
+  auto server = coordinator::Server::Start(c.server);
   if (!server.ok()) {
     PrintError(server.status());
     return kExitFailed;
@@ -200,7 +111,7 @@ int RunCoordinator(CoordinatorArgs a) {
     s->Shutdown();
   });
   std::printf("tierflow coordinator listening on %s, state in %s\n",
-              ListenAddress(a.listen, s->port()).c_str(), a.state.c_str());
+              ListenAddress(c.server.listen, s->port()).c_str(), c.server.state_dir.c_str());
   std::fflush(stdout);
   s->Wait();
   s->Shutdown();
@@ -208,6 +119,13 @@ int RunCoordinator(CoordinatorArgs a) {
 }
 
 // ---- holder ----
+
+void AddLogLevel(CLI::App* sub, std::string* level) {
+  const std::vector<std::string> levels(std::begin(kLogLevels), std::end(kLogLevels));
+  sub->add_option("--log-level", *level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember(levels))
+      ->capture_default_str();
+}
 
 struct HolderArgs {
   std::string fs;
@@ -321,72 +239,24 @@ void PassHolders(mover::MoverOptions* o) {
 
 // ---- mover ----
 
-struct MoverArgs {
-  mover::MoverOptions options;
-  WatchArgs watch;
-  double bandwidth_mb = 0;
-  std::string log_level = "info";
-};
-
-void AddMoverOptions(CLI::App* sub, MoverArgs* a) {
-  mover::MoverOptions& o = a->options;
-  o.coordinator = DefaultCoordinator();
-  o.archive_ids.clear();
-  sub->add_option("--coordinator", o.coordinator, "coordinator HOST:PORT")
-      ->envname("TIERFLOW_COORDINATOR")
-      ->capture_default_str();
-  sub->add_option("--id", o.id, "stable mover name (default: the host name)");
-  sub->add_option("--archive-id", o.archive_ids, "archive id served (repeatable; default 1)")
-      ->check(CLI::Range(1u, std::numeric_limits<uint32_t>::max()))
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sub->add_option("--posix-root", o.posix_root, "archive directory of the posix backend")
-      ->required();
-  sub->add_flag("--posix-v2", o.posix_v2, "lhsmtool_posix v2 paths (ROOT/HASH/FID)");
-  const auto slots = CLI::Range(-1, std::numeric_limits<int32_t>::max());
-  sub->add_option("--max-archive", o.max_archive, "concurrent archives (-1 unlimited)")
-      ->check(slots)
-      ->capture_default_str();
-  sub->add_option("--max-restore", o.max_restore, "concurrent restores (-1 unlimited)")
-      ->check(slots)
-      ->capture_default_str();
-  sub->add_option("--max-remove", o.max_remove, "concurrent removes (-1 unlimited)")
-      ->check(slots)
-      ->capture_default_str();
-  sub->add_option("--max-bytes", o.max_bytes,
-                  "bytes in flight the coordinator may give (0 unlimited)")
-      ->capture_default_str();
-  sub->add_option("--action-log", o.action_log,
-                  "append one line per finished action to this file (an audit trail: time, "
-                  "mover, request id, epoch, action, FID, errno)");
-  sub->add_option("--bandwidth", a->bandwidth_mb, "MB/s each copy may move (0 unlimited)")
-      ->check(FiniteRange(0.0, 1e9))
-      ->capture_default_str();
-  sub->add_option("--watch", a->watch.mounts,
-                  "mount point to watch: released files there are restored when accessed "
-                  "(repeatable)")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sub->add_flag("--remove-archive-on-last-unlink", a->watch.remove_archive_on_last_unlink,
-                "on watched filesystems, remove a file's archive copy when its last link goes");
-  sub->add_flag("!--no-start-holder", a->watch.start_holder,
-                "do not start a holder when none runs (systemd starts it)");
-  AddLogLevel(sub, &a->log_level);
-}
-
-int RunMover(MoverArgs a) {
-  InitLogging(a.log_level, "mover");
-  if (a.options.archive_ids.empty()) a.options.archive_ids = {1};
-  a.options.posix_root = AbsolutePath(a.options.posix_root);
-  a.options.max_bytes_per_sec = static_cast<uint64_t>(a.bandwidth_mb * 1e6);
-  PassHolders(&a.options);
+int RunMover(MoverConfig c) {
+  if (c.options.posix_root.empty()) {
+    PrintError(
+        "a mover needs its archive directory: give --posix-root DIR, posix_root in the [mover] "
+        "section of the configuration file, or TIERFLOW_MOVER_POSIX_ROOT");
+    return kExitUsage;
+  }
+  InitLogging(c.log_level, "mover");
+  c.options.posix_root = AbsolutePath(c.options.posix_root);
+  PassHolders(&c.options);
   BlockTerminationSignals();
-  auto watches = WatchSet::Start(a.watch, a.options.coordinator, a.log_level);
+  const WatchArgs wa{c.watch, c.remove_archive_on_last_unlink, c.start_holder};
+  auto watches = WatchSet::Start(wa, c.options.coordinator, c.log_level);
   if (!watches.ok()) {
     PrintError(watches.status());
     return kExitFailed;
   }
-  auto m = mover::Mover::Start(a.options);
+  auto m = mover::Mover::Start(c.options);
   if (!m.ok()) {
     PrintError(m.status());
     return kExitFailed;
@@ -406,15 +276,17 @@ int RunMover(MoverArgs a) {
 struct UpArgs {
   std::string fs;
   std::string archive;
-  CoordinatorArgs coord;
   bool watch = true;
 };
 
-int RunUp(UpArgs a) {
+// The coordinator is configured as `coordinator` is; the mover takes the capacities, bandwidth,
+// posix_v2 and action_log of [mover], and is named "local", serves archive id 1 in --archive.
+int RunUp(UpArgs a, Config config) {
+  CoordinatorConfig& c = config.coordinator;
   a.fs = AbsolutePath(a.fs);
   a.archive = AbsolutePath(a.archive);
-  a.coord.state = AbsolutePath(a.coord.state);
-  InitLogging(a.coord.log_level, "tierflow");
+  c.server.state_dir = AbsolutePath(c.server.state_dir);
+  InitLogging(c.log_level, "tierflow");
   BlockTerminationSignals();
   std::error_code ec;
   std::filesystem::create_directories(a.archive, ec);
@@ -422,14 +294,14 @@ int RunUp(UpArgs a) {
     PrintError("cannot create the archive directory " + a.archive + ": " + ec.message());
     return kExitFailed;
   }
-  auto server = StartServer(a.coord);
+  auto server = coordinator::Server::Start(c.server);
   if (!server.ok()) {
     PrintError(server.status());
     return kExitFailed;
   }
   coordinator::Server* s = server->get();
-  mover::MoverOptions mo;
-  mo.coordinator = LocalAddress(a.coord.listen, s->port());
+  mover::MoverOptions mo = config.mover.options;
+  mo.coordinator = LocalAddress(c.server.listen, s->port());
   mo.id = "local";
   mo.archive_ids = {1};
   mo.posix_root = a.archive;
@@ -444,7 +316,7 @@ int RunUp(UpArgs a) {
                  ": it is not the root of a mounted filesystem (a watch covers a whole "
                  "filesystem); released files come back with 'tierflow restore'\n";
   }
-  auto watches = WatchSet::Start(wa, mo.coordinator, a.coord.log_level);
+  auto watches = WatchSet::Start(wa, mo.coordinator, c.log_level);
   if (!watches.ok()) {
     PrintError(watches.status());
     s->Shutdown();
@@ -462,14 +334,14 @@ int RunUp(UpArgs a) {
     mv->Shutdown();
     s->Shutdown();
   });
-  const std::string addr = ListenAddress(a.coord.listen, s->port());
+  const std::string addr = ListenAddress(c.server.listen, s->port());
   std::printf(
       "tierflow up: coordinator listening on %s, state in %s\n"
       "tierflow up: mover 'local' moves files of %s to the archive %s (archive id 1)\n"
       "%s"
       "tierflow up: clients: export TIERFLOW_COORDINATOR=%s\n",
-      addr.c_str(), a.coord.state.c_str(), a.fs.c_str(), a.archive.c_str(), watch_note.c_str(),
-      LocalAddress(a.coord.listen, s->port()).c_str());
+      addr.c_str(), c.server.state_dir.c_str(), a.fs.c_str(), a.archive.c_str(),
+      watch_note.c_str(), LocalAddress(c.server.listen, s->port()).c_str());
   std::fflush(stdout);
   s->Wait();
   mv->Shutdown();
@@ -478,19 +350,31 @@ int RunUp(UpArgs a) {
   return kExitOk;
 }
 
+// Runs `run` on the configuration, or reports why there is none (a usage error: the file,
+// variable or flag is named in the message).
+template <typename Fn>
+std::function<int()> Configured(std::shared_ptr<ConfigFlags> flags, Fn run) {
+  return [flags, run] {
+    auto config = flags->Load();
+    if (!config.ok()) {
+      PrintError(config.status());
+      return kExitUsage;
+    }
+    return run(std::move(*config));
+  };
+}
+
 }  // namespace
 
 void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
-  auto ca = std::make_shared<CoordinatorArgs>();
   CLI::App* c = app.add_subcommand("coordinator", "run the coordinator (queues, journal, movers)");
-  AddCoordinatorOptions(c, ca.get());
-  AddLogLevel(c, &ca->log_level);
-  commands->push_back({c, [ca] { return RunCoordinator(*ca); }});
+  auto cf = std::make_shared<ConfigFlags>(c, std::vector<std::string>{"coordinator"});
+  commands->push_back(
+      {c, Configured(cf, [](Config config) { return RunCoordinator(config.coordinator); })});
 
-  auto ma = std::make_shared<MoverArgs>();
   CLI::App* m = app.add_subcommand("mover", "run a mover: copies files to and from an archive");
-  AddMoverOptions(m, ma.get());
-  commands->push_back({m, [ma] { return RunMover(*ma); }});
+  auto mf = std::make_shared<ConfigFlags>(m, std::vector<std::string>{"mover"});
+  commands->push_back({m, Configured(mf, [](Config config) { return RunMover(config.mover); })});
 
   auto ua = std::make_shared<UpArgs>();
   CLI::App* u = app.add_subcommand("up", "run a coordinator and one mover in one process");
@@ -501,9 +385,9 @@ void AddProcessCommands(CLI::App& app, std::vector<Command>* commands) {
   u->add_flag("!--no-watch", ua->watch,
               "do not restore released files on access (watching needs --fs to be a mount "
               "point)");
-  AddCoordinatorOptions(u, &ua->coord);
-  AddLogLevel(u, &ua->coord.log_level);
-  commands->push_back({u, [ua] { return RunUp(*ua); }});
+  auto uf = std::make_shared<ConfigFlags>(u, std::vector<std::string>{"coordinator"});
+  commands->push_back(
+      {u, Configured(uf, [ua](Config config) { return RunUp(*ua, std::move(config)); })});
 
   auto ha = std::make_shared<HolderArgs>();
   CLI::App* h = app.add_subcommand(
