@@ -1,6 +1,6 @@
 // What an administrator can say about the order and placement of work: the [order],
 // [fair_share], [[placement]], [batching] and [reporting] sections of tierflow.toml
-// (etc/tierflow.toml documents each key). Plain data: config/ fills it, the coordinator
+// (etc/tierflow.toml documents each key). Plain data: src/cli/config.cc fills it, the coordinator
 // checks it (ValidatePolicy) and applies it.
 #pragma once
 
