@@ -465,6 +465,16 @@ int main(int argc, char** argv) {
         "cache, bounded at 64 MiB, apart: %.1f MB); resident growth %.0f B per request\n",
         name.c_str(), r.bytes_per_request, static_cast<unsigned long long>(args.queued),
         r.sqlite_mb, r.rss_per_request);
+    if (r.latencies_ms.empty()) {
+      std::printf(
+          "== %s: restore behind %llu queued archives: none of %d dispatched before the bench "
+          "stopped waiting (each waits for the backlog ahead of it: about %.0f s at %llu "
+          "archives/s)\n",
+          name.c_str(), static_cast<unsigned long long>(args.queued), r.undispatched,
+          args.archive_rate > 0 ? static_cast<double>(args.queued) / args.archive_rate : 0.0,
+          static_cast<unsigned long long>(args.archive_rate));
+      continue;
+    }
     std::printf(
         "== %s: restore behind %llu queued archives, submit to dispatch decision: p50 %.3f ms "
         "p99 %.3f ms max %.3f ms\n",
