@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view kDrainMetaPrefix = "drain/";
 // Journal meta key of a mover's capacity override (tierflow capacity): "capacity/<mover id>".
 constexpr std::string_view kCapacityMetaPrefix = "capacity/";
-// The data of a CANCEL request names its target: "cancel_of=<request id>".
+// The data of a CANCEL request names its target, then repeats its tags: "cancel_of=<id> ...".
 constexpr std::string_view kCancelTargetPrefix = "cancel_of=";
 
 void AddInHand(google::protobuf::RepeatedPtrField<v1::InHand>* items, uint64_t id,
@@ -420,7 +420,8 @@ Coordinator::Request& Coordinator::RecordCancel(Request& target, bool done) {
   c.row = target.row;
   c.row.id = id;
   c.row.action = hsm::Action::kCancel;
-  c.row.data = fmt::format("{}{}", kCancelTargetPrefix, target.row.id);
+  // The target's tags follow, so the cancel reaches the target's report file and watchers.
+  c.row.data = fmt::format("{}{} {}", kCancelTargetPrefix, target.row.id, target.row.data);
   c.row.flags = 0;
   c.row.epoch = 0;
   c.row.attempts = 0;
@@ -608,8 +609,12 @@ void Coordinator::OnDurable(uint64_t seq, const Status& status) {
   }
   if (EventsOn()) {
     for (uint64_t id : append.created) {
-      if (const Request* r = Find(id)) {
-        Emit(r->row.action == hsm::Action::kCancel ? v1::Event::CANCEL : v1::Event::NEW, *r, nullptr);
+      const Request* r = Find(id);
+      if (r == nullptr) continue;
+      Emit(r->row.action == hsm::Action::kCancel ? v1::Event::CANCEL : v1::Event::NEW, *r, nullptr);
+      if (r->row.action != hsm::Action::kCancel && r->row.state == RequestState::kAssigned) {
+        auto m = movers_.find(r->row.mover);
+        Emit(v1::Event::ASSIGN, *r, m == movers_.end() ? nullptr : &m->second);
       }
     }
   }
@@ -1011,7 +1016,8 @@ void Coordinator::Assign(Mover& m, Request& r) {
   r.bytes_done = 0;
   MarkDirty(r);
   current_.sends.push_back(Send{m.id, r.row.id, r.row.epoch});
-  Emit(v1::Event::ASSIGN, r, &m);
+  // A request assigned in the turn that created it says so after its "new" (OnDurable).
+  if (r.durable) Emit(v1::Event::ASSIGN, r, &m);
 }
 
 void Coordinator::SendAssigned(const std::vector<Send>& sends) {
@@ -1708,6 +1714,11 @@ void Coordinator::Describe(const Request& r, v1::RequestInfo* info) const {
   RowToInfo(r.row, info);
   if (!r.row.data.empty()) info->set_data(r.row.data);
   if (!r.row.user.empty()) info->set_user(r.row.user);
+  if (r.row.has_owner) {
+    info->mutable_owner()->set_uid(r.row.owner_uid);
+    info->mutable_owner()->set_gid(r.row.owner_gid);
+    info->mutable_owner()->set_projid(r.row.projid);
+  }
   info->set_bytes_done(r.bytes_done);
   info->set_bytes_total(r.bytes_total);
   info->set_waiting_reason(WaitingReason(r));
@@ -1750,12 +1761,19 @@ void Coordinator::ListMatching(const v1::StatusRequest& request, uint32_t limit,
   uint64_t actions = 0, states = 0;  // a bit per enum value
   for (int a : request.actions()) actions |= a >= 0 && a < 64 ? uint64_t{1} << a : 0;
   for (int s : request.states()) states |= s >= 0 && s < 64 ? uint64_t{1} << s : 0;
+  // `user` is the requester's name, or a number: the uid of the file's owner.
+  const std::string& user = request.user();
+  uint32_t uid = 0;
+  auto [end, ec] = std::from_chars(user.data(), user.data() + user.size(), uid);
+  const bool by_uid = !user.empty() && ec == std::errc() && end == user.data() + user.size();
   auto matches = [&](const Request& r) {
     const RequestRow& row = r.row;
     if (request.actions_size() > 0 && !((actions >> ActionToProto(row.action)) & 1)) return false;
     if (request.states_size() > 0 && !((states >> StateToProto(row.state)) & 1)) return false;
     if (!request.mover().empty() && row.mover != request.mover()) return false;
-    if (!request.user().empty() && row.user != request.user()) return false;
+    if (!user.empty() && row.user != user && !(by_uid && row.has_owner && row.owner_uid == uid)) {
+      return false;
+    }
     return request.tag().empty() || HasTag(row.data, request.tag());
   };
   if (request.after_id() >= next_id_ - 1) return;
@@ -1809,6 +1827,14 @@ void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
   info->set_batches(m.batches);
   info->set_draining(m.draining);
   if (m.connected && m.silent) info->set_silent_us(clock_->NowMicros() - m.last_pong_us);
+  for (const Scheduler::SlotInfo& s : sched_.Slots(m.id)) {
+    v1::BatchSlot* slot = info->add_slots();
+    slot->set_value(s.value);
+    slot->set_running(s.running);
+    slot->set_taken(s.taken);
+    slot->set_held_us(s.held_us);
+    slot->set_idle_us(s.idle_us);
+  }
 }
 
 v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {

@@ -543,9 +543,9 @@ TEST_F(CoordinatorEventsTest, FailedRestoreEndsWithItsErrno) {
   EXPECT_EQ(events.back().action(), v1::RESTORE);
 }
 
-// Disabled until the Coordinator emits the ASSIGN of a request assigned in the turn that
-// created it once that append is durable, after its NEW (today ASSIGN comes first).
-TEST_F(CoordinatorEventsTest, DISABLED_RequestAssignedInItsFirstTurnStillStartsWithNew) {
+// A request assigned in the turn that created it: its ASSIGN is emitted once that append is
+// durable, after its NEW.
+TEST_F(CoordinatorEventsTest, RequestAssignedInItsFirstTurnStillStartsWithNew) {
   auto m = h_.Hello(MakeHello("m1", {1}, 4));
   ASSERT_TRUE(m.ok());
   const uint64_t id = h_.SubmitOne(Tagged(v1::ARCHIVE, 5, "job=F"));
@@ -558,9 +558,8 @@ TEST_F(CoordinatorEventsTest, DISABLED_RequestAssignedInItsFirstTurnStillStartsW
   EXPECT_TRUE(lines[0].starts_with("new ")) << lines[0];
 }
 
-// Disabled until a CANCEL request's row carries its target's tags (today its data is only
-// "cancel_of=ID", so it has no hint value and no report file gets its line).
-TEST_F(CoordinatorEventsTest, DISABLED_CanceledRunningRequestWritesACancelLine) {
+// A CANCEL request's row carries its target's tags, so the target's report file gets its line.
+TEST_F(CoordinatorEventsTest, CanceledRunningRequestWritesACancelLine) {
   auto m = h_.Hello(MakeHello("m1", {1}, 4));
   ASSERT_TRUE(m.ok());
   const uint64_t id = h_.SubmitOne(Tagged(v1::ARCHIVE, 6, "job=K"));
