@@ -152,11 +152,43 @@ Status CheckStatus(const v1::StatusRequest& request) {
                   fmt::format("Status: limit is {}; the limit is {}; list fewer requests",
                               request.limit(), kMaxStatusLimit));
   }
+  constexpr std::string_view kFewer = "name each value once";
+  if (static_cast<size_t>(request.actions_size()) > kMaxStatusFilterValues) {
+    return TooMany("Status: actions", request.actions_size(), kMaxStatusFilterValues, kFewer);
+  }
+  if (static_cast<size_t>(request.states_size()) > kMaxStatusFilterValues) {
+    return TooMany("Status: states", request.states_size(), kMaxStatusFilterValues, kFewer);
+  }
+  if (request.mover().size() > kMaxMoverIdBytes) {
+    return TooLong("Status: mover", request.mover().size(), kMaxMoverIdBytes);
+  }
+  if (request.tag().size() > kMaxRequestDataBytes) {
+    return TooLong("Status: tag", request.tag().size(), kMaxRequestDataBytes);
+  }
+  if (request.user().size() > kMaxUserBytes) {
+    return TooLong("Status: user", request.user().size(), kMaxUserBytes);
+  }
   return Status::Ok();
 }
 
 Status CheckDrain(const v1::DrainRequest& request) {
   return CheckName("Drain: mover", request.mover(), kMaxMoverIdBytes);
+}
+
+Status CheckCapacity(const v1::CapacityRequest& request) {
+  TF_RETURN_IF_ERROR(CheckName("Capacity: mover", request.mover(), kMaxMoverIdBytes));
+  const v1::Capacities& c = request.capacities();
+  for (auto [name, value] : {std::pair<std::string_view, int32_t>{"max_archive", c.max_archive()},
+                             {"max_restore", c.max_restore()},
+                             {"max_remove", c.max_remove()}}) {
+    if (value < -1) {
+      return Status(Code::kInvalidArgument,
+                    fmt::format("Capacity: capacities.{} is {}; give -1 (unlimited), 0 (none) or "
+                                "a positive count",
+                                name, value));
+    }
+  }
+  return Status::Ok();
 }
 
 Status CheckEvents(const v1::EventsRequest& request) {

@@ -56,6 +56,9 @@ inline constexpr size_t kMaxFilesPerCancel = 100000;
 inline constexpr size_t kMaxFilesPerState = 100000;
 // Requests listed by one Status: the listing is built in one turn and must fit one reply.
 inline constexpr size_t kMaxStatusLimit = 100000;
+// Values of the action and state filters of one Status: there are five of each; repeats are
+// harmless, a flood is not.
+inline constexpr size_t kMaxStatusFilterValues = 16;
 // Archive ids a mover serves: Lustre counts archive ids in the tens; each id is a dispatch queue
 // the mover's turn visits.
 inline constexpr size_t kMaxArchiveIdsPerHello = 256;
@@ -88,6 +91,8 @@ Status CheckState(const v1::StateRequest& request);
 Status CheckStatus(const v1::StatusRequest& request);
 Status CheckDrain(const v1::DrainRequest& request);
 Status CheckEvents(const v1::EventsRequest& request);
+// The mover id as Drain's; each per-kind capacity -1 (unlimited) or more.
+Status CheckCapacity(const v1::CapacityRequest& request);
 // Any message of a mover stream, Hello included. An empty message (no field set) is refused.
 Status CheckMoverMessage(const v1::MoverMessage& message);
 

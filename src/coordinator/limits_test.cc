@@ -136,6 +136,42 @@ std::vector<Bound> Bounds() {
          r.set_limit(static_cast<uint32_t>(n));
          return CheckStatus(r);
        }},
+      {"StatusActions", kMaxStatusFilterValues, "Status: actions has",
+       [](size_t n) {
+         v1::StatusRequest r;
+         for (size_t i = 0; i < n; ++i) r.add_actions(v1::ARCHIVE);
+         return CheckStatus(r);
+       }},
+      {"StatusStates", kMaxStatusFilterValues, "Status: states has",
+       [](size_t n) {
+         v1::StatusRequest r;
+         for (size_t i = 0; i < n; ++i) r.add_states(v1::QUEUED);
+         return CheckStatus(r);
+       }},
+      {"StatusMover", kMaxMoverIdBytes, "Status: mover is",
+       [](size_t n) {
+         v1::StatusRequest r;
+         r.set_mover(Bytes(n));
+         return CheckStatus(r);
+       }},
+      {"StatusTag", kMaxRequestDataBytes, "Status: tag is",
+       [](size_t n) {
+         v1::StatusRequest r;
+         r.set_tag(Bytes(n));
+         return CheckStatus(r);
+       }},
+      {"StatusUser", kMaxUserBytes, "Status: user is",
+       [](size_t n) {
+         v1::StatusRequest r;
+         r.set_user(Bytes(n));
+         return CheckStatus(r);
+       }},
+      {"CapacityMover", kMaxMoverIdBytes, "Capacity: mover is",
+       [](size_t n) {
+         v1::CapacityRequest r;
+         r.set_mover(Bytes(n));
+         return CheckCapacity(r);
+       }},
       {"DrainMover", kMaxMoverIdBytes, "Drain: mover is",
        [](size_t n) {
          v1::DrainRequest r;
@@ -231,6 +267,22 @@ TEST(LimitMessages, TheFirstFieldPastItsBoundIsTheOneNamed) {
   });
   Status st = CheckSubmit(r);
   EXPECT_EQ(st.message(), "Submit: requests[3].path is 5000 bytes; the limit is 4096");
+}
+
+TEST(LimitCapacity, EachKindIsMinusOneOrMore) {
+  v1::CapacityRequest r;
+  r.set_mover("m1");
+  r.mutable_capacities()->set_max_archive(-1);
+  r.mutable_capacities()->set_max_restore(0);
+  r.mutable_capacities()->set_max_remove(7);
+  EXPECT_TRUE(CheckCapacity(r).ok());
+  r.mutable_capacities()->set_max_remove(-2);
+  Status st = CheckCapacity(r);
+  ASSERT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("max_remove is -2"), std::string::npos) << st.message();
+  r.mutable_capacities()->set_max_remove(1);
+  r.set_mover("a/b");
+  EXPECT_EQ(CheckCapacity(r).code(), Code::kInvalidArgument) << "mover ids name journal keys";
 }
 
 }  // namespace

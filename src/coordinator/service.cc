@@ -467,6 +467,18 @@ grpc::Status CoordinatorService::Drain(grpc::ServerContext*, const v1::DrainRequ
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::SetCapacity(grpc::ServerContext*,
+                                             const v1::CapacityRequest* request,
+                                             v1::CapacityReply* reply) {
+  if (tierflow::Status st = CheckCapacity(*request); !st.ok()) return ToGrpcStatus(st);
+  auto r = CallInLoop<v1::CapacityReply>(loop_, [this, request](auto done) {
+    coordinator_->SetCapacity(*request, std::move(done));
+  });
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *reply = std::move(r).value();
+  return grpc::Status::OK;
+}
+
 grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::WaitRequest* request,
                                       grpc::ServerWriter<v1::WaitUpdate>* writer) {
   if (tierflow::Status st = CheckWait(*request); !st.ok()) return ToGrpcStatus(st);

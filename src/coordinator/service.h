@@ -59,6 +59,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
                     v1::LockReply* reply) override;
   grpc::Status Drain(grpc::ServerContext* context, const v1::DrainRequest* request,
                      v1::DrainReply* reply) override;
+  grpc::Status SetCapacity(grpc::ServerContext* context, const v1::CapacityRequest* request,
+                           v1::CapacityReply* reply) override;
   grpc::Status Events(grpc::ServerContext* context, const v1::EventsRequest* request,
                       grpc::ServerWriter<v1::EventBatch>* writer) override;
   grpc::Status MoverSession(
