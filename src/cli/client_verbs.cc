@@ -1,6 +1,8 @@
 // The client verbs: archive, restore, remove (submitted to the coordinator, optionally waited
-// for), release, state and orphans (local only), cancel, status, lock and unlock.
+// for), release, state and orphans (local only), cancel, status, lock, unlock, drain and
+// capacity. Every verb takes --json: one JSON document on stdout instead of the text.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "cli/cli_app.h"
@@ -42,6 +45,25 @@ struct ClientArgs {
   uint32_t limit = 50;
   std::vector<std::string> set_flags;    // state --set
   std::vector<std::string> clear_flags;  // state --clear
+};
+
+// status: the filters of the request listing.
+struct StatusFilters {
+  std::vector<v1::Action> actions;
+  std::vector<v1::RequestState> states;
+  std::string mover;
+  std::string tag;
+  std::string user;
+  uint64_t after = 0;
+  CLI::Option* after_option = nullptr;  // given (even as 0): list in id order
+};
+
+// capacity: the new bounds; unset ones keep the value in force.
+struct CapacityArgs {
+  std::string mover;
+  std::optional<int32_t> archive, restore, remove;
+  std::optional<uint32_t> total;
+  bool reset = false;
 };
 
 struct OrphanArgs {
@@ -165,9 +187,15 @@ std::string FailureText(const v1::RequestInfo& r) {
   return "unknown error";
 }
 
-// Follows the submitted requests to their end; prints each failure. Returns the failures.
-int FollowRequests(CoordinatorClient& client, hsm::Action action, const Submitted& sub,
-                   int* exit_code) {
+struct Outcome {
+  int succeeded = 0;
+  int failed = 0;
+  int canceled = 0;
+};
+
+// Follows the submitted requests to their end; prints each failure (stderr).
+Outcome FollowRequests(CoordinatorClient& client, hsm::Action action, const Submitted& sub,
+                       int* exit_code) {
   const std::string verb = VerbName(action);
   uint64_t files_total = 0, bytes_total = 0;
   for (const auto& [id, reqs] : sub.by_id) {
@@ -224,9 +252,24 @@ int FollowRequests(CoordinatorClient& client, hsm::Action action, const Submitte
     PrintError(st.Annotate("waiting for the " + verb + " requests"));
     *exit_code = ExitCodeFor(st);
   }
-  std::printf("%s: %d succeeded, %d failed, %d canceled\n", verb.c_str(), succeeded, failed,
-              canceled);
-  return failed + canceled;
+  return {succeeded, failed, canceled};
+}
+
+// archive/restore/remove --json: {"action", "submitted", "already_pending", "ids", "errors"},
+// and with --wait the "succeeded", "failed" and "canceled" counts of files.
+void PrintSubmitJson(const std::string& verb, size_t submitted, const Submitted& sub,
+                     int errors, const Outcome* outcome) {
+  JsonWriter w;
+  w.BeginObject().Key("action").String(verb).Key("submitted").Uint(submitted);
+  w.Key("already_pending").Uint(sub.merged).Key("ids").BeginArray();
+  for (const auto& [id, reqs] : sub.by_id) w.Uint(id);
+  w.EndArray().Key("errors").Int(errors);
+  if (outcome != nullptr) {
+    w.Key("succeeded").Int(outcome->succeeded).Key("failed").Int(outcome->failed);
+    w.Key("canceled").Int(outcome->canceled);
+  }
+  w.EndObject();
+  std::printf("%s\n", w.str().c_str());
 }
 
 int RunSubmitVerb(hsm::Action action, const ClientArgs& a) {
@@ -241,23 +284,37 @@ int RunSubmitVerb(hsm::Action action, const ClientArgs& a) {
   for (const std::string& n : plan.notes) std::fprintf(stderr, "tierflow: %s\n", n.c_str());
   for (const Status& e : plan.errors) PrintError(e);
   failures += static_cast<int>(plan.errors.size());
-  if (plan.requests.empty()) return failures > 0 ? kExitFailed : kExitOk;
+  const std::string verb = VerbName(action);
+  Submitted sub;
+  if (plan.requests.empty()) {
+    if (a.json) PrintSubmitJson(verb, 0, sub, failures, nullptr);
+    return failures > 0 ? kExitFailed : kExitOk;
+  }
 
   CoordinatorClient client(a.coordinator);
-  Submitted sub;
   Status st = SubmitAll(client, plan, &sub);
   if (!st.ok()) {
     PrintError(st);
     return ExitCodeFor(st);
   }
-  const std::string verb = VerbName(action);
   if (!a.wait) {
-    std::printf("%s: %zu requests submitted (%zu already pending)\n", verb.c_str(),
-                plan.requests.size(), sub.merged);
+    if (a.json) {
+      PrintSubmitJson(verb, plan.requests.size(), sub, failures, nullptr);
+    } else {
+      std::printf("%s: %zu requests submitted (%zu already pending)\n", verb.c_str(),
+                  plan.requests.size(), sub.merged);
+    }
     return failures > 0 ? kExitFailed : kExitOk;
   }
   int exit_code = kExitOk;
-  failures += FollowRequests(client, action, sub, &exit_code);
+  Outcome outcome = FollowRequests(client, action, sub, &exit_code);
+  if (a.json) {
+    PrintSubmitJson(verb, plan.requests.size(), sub, failures, &outcome);
+  } else {
+    std::printf("%s: %d succeeded, %d failed, %d canceled\n", verb.c_str(), outcome.succeeded,
+                outcome.failed, outcome.canceled);
+  }
+  failures += outcome.failed + outcome.canceled;
   if (exit_code != kExitOk) return exit_code;
   return failures > 0 ? kExitFailed : kExitOk;
 }
@@ -279,7 +336,13 @@ int RunRelease(const ClientArgs& a) {
     PrintError(NameFile(p, st).Annotate("cannot release"));
     ++failures;
   }
-  std::printf("release: %d released, %d failed\n", released, failures);
+  if (a.json) {
+    JsonWriter w;
+    w.BeginObject().Key("released").Int(released).Key("failed").Int(failures).EndObject();
+    std::printf("%s\n", w.str().c_str());
+  } else {
+    std::printf("release: %d released, %d failed\n", released, failures);
+  }
   return failures > 0 ? kExitFailed : kExitOk;
 }
 
@@ -444,7 +507,6 @@ int RunCancel(const ClientArgs& a) {
     }
     wire::FileRefToProto(*id, p, req.add_files());
   }
-  if (req.files().empty()) return failures > 0 ? kExitFailed : kExitOk;
   // The coordinator takes at most 100,000 files per call: send a large tree in parts.
   constexpr int kFilesPerCall = 10000;
   CoordinatorClient client(a.coordinator);
@@ -462,18 +524,42 @@ int RunCancel(const ClientArgs& a) {
     forwarded += reply->forwarded_size();
     recorded += reply->cancel_requests_size();
   }
-  std::printf(
-      "cancel: %d queued requests canceled, %d running ones being stopped by their movers "
-      "(%d cancel requests recorded)\n",
-      canceled, forwarded, recorded);
+  if (a.json) {
+    JsonWriter w;
+    w.BeginObject().Key("canceled").Int(canceled).Key("forwarded").Int(forwarded);
+    w.Key("cancel_requests").Int(recorded).Key("errors").Int(failures).EndObject();
+    std::printf("%s\n", w.str().c_str());
+  } else if (!req.files().empty()) {
+    std::printf(
+        "cancel: %d queued requests canceled, %d running ones being stopped by their movers "
+        "(%d cancel requests recorded)\n",
+        canceled, forwarded, recorded);
+  }
   return failures > 0 ? kExitFailed : kExitOk;
 }
 
-int RunStatus(const ClientArgs& a) {
+int RunStatus(const ClientArgs& a, const StatusFilters& f) {
   CoordinatorClient client(a.coordinator);
   v1::StatusRequest req;
   req.set_include_requests(true);
   req.set_limit(a.limit);
+  for (v1::Action action : f.actions) req.add_actions(action);
+  for (v1::RequestState state : f.states) req.add_states(state);
+  req.set_mover(f.mover);
+  req.set_tag(f.tag);
+  req.set_user(f.user);
+  req.set_after_id(f.after);
+  const bool after_given = f.after_option != nullptr && f.after_option->count() > 0;
+  const bool filtered = !f.actions.empty() || !f.states.empty() || !f.mover.empty() ||
+                        !f.tag.empty() || !f.user.empty();
+  const bool id_order = filtered || after_given;
+  // The coordinator lists in id order when a filter or a start id is given. `--after 0` alone
+  // names every state: that asks for the order and filters nothing.
+  if (after_given && f.after == 0 && !filtered) {
+    for (v1::RequestState s : {v1::QUEUED, v1::ASSIGNED, v1::SUCCEEDED, v1::FAILED, v1::CANCELED}) {
+      req.add_states(s);
+    }
+  }
   auto reply = client.GetStatus(req);
   if (!reply.ok()) {
     PrintError(reply.status());
@@ -482,7 +568,7 @@ int RunStatus(const ClientArgs& a) {
   if (a.json) {
     std::printf("%s\n", FormatStatusJson(*reply).c_str());
   } else {
-    std::printf("%s", FormatStatus(*reply, a.coordinator).c_str());
+    std::printf("%s", FormatStatus(*reply, a.coordinator, {id_order, a.limit}).c_str());
   }
   return kExitOk;
 }
@@ -499,6 +585,12 @@ int RunLock(const ClientArgs& a, uint32_t lock) {
       "locked: requests are accepted but none is dispatched; 'tierflow unlock' resumes",
       "locked and quitting: running actions finish, then the coordinator exits"};
   const uint32_t l = reply->lock();
+  if (a.json) {
+    JsonWriter w;
+    w.BeginObject().Key("coordinator").String(a.coordinator).Key("lock").Uint(l).EndObject();
+    std::printf("%s\n", w.str().c_str());
+    return kExitOk;
+  }
   std::printf("coordinator %s %s\n", a.coordinator.c_str(),
               l < 3 ? kText[l] : fmt::format("lock state {}", l).c_str());
   return kExitOk;
@@ -529,6 +621,70 @@ int RunDrain(const ClientArgs& a, const std::string& mover, bool undo) {
   return kExitOk;
 }
 
+// The bounds in force for `c.mover` with the ones given replaced. A bound not given keeps its
+// current value (read from status just before: a change made by someone else in between is
+// overwritten, as with any read-modify-write of an admin setting).
+Result<v1::Capacities> NewCapacities(CoordinatorClient& client, const CapacityArgs& c) {
+  v1::Capacities caps;
+  if (!c.archive || !c.restore || !c.remove || !c.total) {
+    auto status = client.GetStatus(v1::StatusRequest());
+    if (!status.ok()) return status.status();
+    const v1::MoverInfo* found = nullptr;
+    for (const v1::MoverInfo& m : status->movers()) {
+      if (m.id() == c.mover) found = &m;
+    }
+    if (found == nullptr) {
+      return Status(Code::kNotFound,
+                    fmt::format("mover '{}' is not known to the coordinator at {} (it never "
+                                "connected); `tierflow status` lists the movers",
+                                c.mover, client.address()));
+    }
+    caps = found->capacities();
+  }
+  if (c.archive) caps.set_max_archive(*c.archive);
+  if (c.restore) caps.set_max_restore(*c.restore);
+  if (c.remove) caps.set_max_remove(*c.remove);
+  if (c.total) caps.set_max_total(*c.total);
+  return caps;
+}
+
+int RunCapacity(const ClientArgs& a, const CapacityArgs& c) {
+  if (c.reset && (c.archive || c.restore || c.remove || c.total)) {
+    PrintError(Status(Code::kInvalidArgument,
+                      "--reset goes back to the mover's own capacities; give it alone, or give "
+                      "--archive/--restore/--remove/--total without it"));
+    return kExitUsage;
+  }
+  if (!c.reset && !c.archive && !c.restore && !c.remove && !c.total) {
+    PrintError(Status(Code::kInvalidArgument,
+                      "give the new bounds (--archive, --restore, --remove, --total) or --reset"));
+    return kExitUsage;
+  }
+  CoordinatorClient client(a.coordinator);
+  v1::CapacityRequest req;
+  req.set_mover(c.mover);
+  req.set_reset(c.reset);
+  if (!c.reset) {
+    auto caps = NewCapacities(client, c);
+    if (!caps.ok()) {
+      PrintError(caps.status());
+      return ExitCodeFor(caps.status());
+    }
+    *req.mutable_capacities() = *caps;
+  }
+  auto reply = client.SetCapacity(req);
+  if (!reply.ok()) {
+    PrintError(reply.status());
+    return ExitCodeFor(reply.status());
+  }
+  if (a.json) {
+    std::printf("%s\n", ProtoJson(*reply).c_str());
+  } else {
+    std::printf("%s", FormatCapacityChange(reply->mover()).c_str());
+  }
+  return kExitOk;
+}
+
 // ---- registration ----
 
 void AddCoordinatorOption(CLI::App* sub, ClientArgs* a) {
@@ -546,6 +702,70 @@ void AddPaths(CLI::App* sub, ClientArgs* a) {
   sub->add_option("PATH", a->paths, "files or directories (walked recursively)")->required();
 }
 
+void AddJson(CLI::App* sub, ClientArgs* a) {
+  sub->add_flag("--json", a->json, "one JSON document on stdout");
+}
+
+// Turns a name given on the command line into its enum value; an unknown name is a usage
+// error listing the names ("unknown state 'done'; the states are queued, assigned, ...").
+template <typename Enum>
+CLI::Validator NamedValue(std::vector<std::pair<std::string, Enum>> names, std::string what) {
+  return CLI::Validator(
+      [names = std::move(names), what = std::move(what)](std::string& value) -> std::string {
+        std::vector<std::string> known;
+        for (const auto& [name, e] : names) {
+          if (name == value) {
+            value = std::to_string(static_cast<int>(e));
+            return "";
+          }
+          known.push_back(name);
+        }
+        return fmt::format("unknown {} '{}'; the {}s are {}", what, value, what,
+                           fmt::join(known, ", "));
+      },
+      "", "");
+}
+
+void AddStatusFilters(CLI::App* sub, StatusFilters* f) {
+  auto actions = NamedValue<v1::Action>({{"archive", v1::ARCHIVE},
+                                         {"restore", v1::RESTORE},
+                                         {"remove", v1::REMOVE},
+                                         {"cancel", v1::CANCEL}},
+                                        "action");
+  auto states = NamedValue<v1::RequestState>({{"queued", v1::QUEUED},
+                                              {"assigned", v1::ASSIGNED},
+                                              {"succeeded", v1::SUCCEEDED},
+                                              {"failed", v1::FAILED},
+                                              {"canceled", v1::CANCELED}},
+                                             "state");
+  sub->add_option("--action", f->actions,
+                  "list only requests of this action: archive, restore, remove, cancel "
+                  "(repeatable)")
+      ->transform(actions)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--state", f->states,
+                  "list only requests in this state: queued, assigned, succeeded, failed, "
+                  "canceled (repeatable)")
+      ->transform(states)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--mover", f->mover, "list only requests assigned to (or run by) this mover");
+  sub->add_option("--tag", f->tag, "list only requests whose data holds this key=value tag")
+      ->check([](const std::string& t) -> std::string {
+        size_t eq = t.find('=');
+        return eq == std::string::npos || eq == 0 ? "a tag is key=value, e.g. project=climate"
+                                                  : "";
+      });
+  sub->add_option("--user", f->user,
+                  "list only requests submitted by this user, or (a number) of files this uid "
+                  "owns");
+  f->after_option = sub->add_option(
+      "--after", f->after,
+      "list requests with ids above this one, in id order (the next page of a listing: "
+      "status prints 'more: --after N')");
+}
+
 CLI::App* AddSubmitVerb(CLI::App& app, std::vector<Command>* commands, hsm::Action action,
                         const std::string& help) {
   auto a = std::make_shared<ClientArgs>();
@@ -558,6 +778,7 @@ CLI::App* AddSubmitVerb(CLI::App& app, std::vector<Command>* commands, hsm::Acti
     sub->add_option("--data", a->data, "request data, e.g. tags as key=value");
   }
   sub->add_flag("--wait", a->wait, "wait until every request ends; exit 1 if any failed");
+  AddJson(sub, a.get());
   AddPaths(sub, a.get());
   commands->push_back({sub, [a, action] { return RunSubmitVerb(action, *a); }});
   return sub;
@@ -573,12 +794,14 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   auto rel = std::make_shared<ClientArgs>();
   CLI::App* r = app.add_subcommand("release", "free the space of archived files (local)");
   AddUnusedCoordinatorOption(r, rel.get());
+  AddJson(r, rel.get());
   AddPaths(r, rel.get());
   commands->push_back({r, [rel] { return RunRelease(*rel); }});
 
   auto can = std::make_shared<ClientArgs>();
   CLI::App* c = app.add_subcommand("cancel", "cancel the pending requests of files");
   AddCoordinatorOption(c, can.get());
+  AddJson(c, can.get());
   AddPaths(c, can.get());
   commands->push_back({c, [can] { return RunCancel(*can); }});
 
@@ -613,18 +836,21 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   commands->push_back({o, [orp] { return RunOrphans(*orp); }});
 
   auto stu = std::make_shared<ClientArgs>();
+  auto stf = std::make_shared<StatusFilters>();
   CLI::App* st = app.add_subcommand("status", "show the coordinator's queues, movers and warnings");
   AddCoordinatorOption(st, stu.get());
   st->add_flag("--json", stu->json, "one JSON document");
   st->add_option("--limit", stu->limit, "at most this many requests listed")
       ->check(CLI::Range(1u, 100000u))
       ->capture_default_str();
-  commands->push_back({st, [stu] { return RunStatus(*stu); }});
+  AddStatusFilters(st, stf.get());
+  commands->push_back({st, [stu, stf] { return RunStatus(*stu, *stf); }});
 
   auto lk = std::make_shared<ClientArgs>();
   CLI::App* l = app.add_subcommand("lock", "stop dispatching (requests are still accepted)");
   AddCoordinatorOption(l, lk.get());
   l->add_flag("--quit", lk->quit, "let running actions finish, then stop the coordinator");
+  AddJson(l, lk.get());
   commands->push_back({l, [lk] { return RunLock(*lk, lk->quit ? 2 : 1); }});
 
   auto dr = std::make_shared<ClientArgs>();
@@ -641,7 +867,29 @@ void AddClientVerbs(CLI::App& app, std::vector<Command>* commands) {
   auto ul = std::make_shared<ClientArgs>();
   CLI::App* u = app.add_subcommand("unlock", "resume dispatching");
   AddCoordinatorOption(u, ul.get());
+  AddJson(u, ul.get());
   commands->push_back({u, [ul] { return RunLock(*ul, 0); }});
+
+  auto ca = std::make_shared<ClientArgs>();
+  auto cap = std::make_shared<CapacityArgs>();
+  CLI::App* k = app.add_subcommand(
+      "capacity",
+      "change how many actions the coordinator gives one mover, while it runs; journaled, and "
+      "kept over the mover's reconnects until --reset");
+  AddCoordinatorOption(k, ca.get());
+  k->add_option("mover", cap->mover, "mover id, as `tierflow status` lists it")->required();
+  const auto bound = CLI::Range(-1, std::numeric_limits<int32_t>::max());
+  k->add_option("--archive", cap->archive, "concurrent archives (-1 unlimited, 0 none)")
+      ->check(bound);
+  k->add_option("--restore", cap->restore, "concurrent restores (-1 unlimited, 0 none)")
+      ->check(bound);
+  k->add_option("--remove", cap->remove, "concurrent removes (-1 unlimited, 0 none)")
+      ->check(bound);
+  k->add_option("--total", cap->total, "actions of any kind at once (0: only the per-kind bounds)")
+      ->check(CLI::Range(0u, std::numeric_limits<uint32_t>::max()));
+  k->add_flag("--reset", cap->reset, "go back to the capacities the mover itself announced");
+  AddJson(k, ca.get());
+  commands->push_back({k, [ca, cap] { return RunCapacity(*ca, *cap); }});
 }
 
 }  // namespace tierflow::cli

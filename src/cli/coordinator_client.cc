@@ -129,6 +129,11 @@ Result<v1::DrainReply> CoordinatorClient::Drain(const v1::DrainRequest& req) {
   return Unary(&v1::Coordinator::Stub::Drain, req, "draining mover " + req.mover());
 }
 
+Result<v1::CapacityReply> CoordinatorClient::SetCapacity(const v1::CapacityRequest& req) {
+  return Unary(&v1::Coordinator::Stub::SetCapacity, req,
+               "setting the capacities of mover " + req.mover());
+}
+
 Status CoordinatorClient::Events(const v1::EventsRequest& request,
                                  const std::function<void()>& on_open,
                                  const std::function<void(const v1::EventBatch&)>& on_batch) {

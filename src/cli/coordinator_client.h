@@ -28,6 +28,7 @@ class CoordinatorClient {
   Result<v1::StatusReply> GetStatus(const v1::StatusRequest& request);
   Result<v1::LockReply> Lock(uint32_t lock);
   Result<v1::DrainReply> Drain(const v1::DrainRequest& req);
+  Result<v1::CapacityReply> SetCapacity(const v1::CapacityRequest& req);
 
   // Streams the state of `ids` until every one is final, calling `on_update` for each state the
   // coordinator sends. When the stream breaks (e.g. a coordinator restart) it reconnects with the

@@ -45,6 +45,21 @@ void AppendCounters(const v1::StatusReply& s, std::string* out) {
   }
 }
 
+std::string Seconds(int64_t us) { return fmt::format("{} s", us / 1'000'000); }
+
+// "    slots: proj=a 2 running, 14 taken, held 35 s, idle 1 s; ..." or "" without slots.
+std::string SlotsLine(const v1::MoverInfo& m) {
+  if (m.slots().empty()) return "";
+  std::string line = "    slots:";
+  for (int i = 0; i < m.slots_size(); ++i) {
+    const v1::BatchSlot& b = m.slots(i);
+    line += fmt::format("{} {} {} running, {} taken, held {}, idle {}", i == 0 ? "" : ";",
+                        b.value(), b.running(), b.taken(), Seconds(b.held_us()),
+                        Seconds(b.idle_us()));
+  }
+  return line + "\n";
+}
+
 void AppendMovers(const v1::StatusReply& s, const std::string& coordinator, std::string* out) {
   if (s.movers().empty()) {
     *out += fmt::format(
@@ -53,22 +68,21 @@ void AppendMovers(const v1::StatusReply& s, const std::string& coordinator, std:
         coordinator);
     return;
   }
-  *out += fmt::format("\nmovers\n  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n", "ID",
-                      "HOST", "ARCHIVE IDS", "SLOTS A/R/D", "MAX BYTES", "RUNNING", "DONE",
-                      "FAILED", "STATE");
+  constexpr std::string_view kRow = "  {:<16} {:<16} {:<11} {:<24} {:>9} {:>8} {:>7} {:>7}  {}\n";
+  *out += "\nmovers\n" + fmt::format(kRow, "ID", "HOST", "ARCHIVE IDS", "RUNNING/CAPACITY",
+                                      "MAX BYTES", "DONE", "FAILED", "BATCHES", "STATE");
   for (const v1::MoverInfo& m : s.movers()) {
     const v1::Capacities& c = m.capacities();
-    std::string slots = Capacity(c.max_archive()) + "/" + Capacity(c.max_restore()) + "/" +
-                        Capacity(c.max_remove());
     std::string max_bytes = c.max_bytes() == 0 ? "-" : HumanBytes(c.max_bytes());
     std::string state = !m.connected()        ? "disconnected"
                         : m.silent_us() > 0   ? fmt::format("silent {} s", m.silent_us() / 1'000'000)
                         : m.draining()        ? "drained"
                                               : "connected";
     if (!m.connected() && m.draining()) state += ", drained";
-    *out += fmt::format("  {:<16} {:<16} {:<12} {:<12} {:>9} {:>8} {:>8} {:>8}  {}\n", m.id(),
-                        m.host(), fmt::format("{}", fmt::join(m.archive_ids(), ",")), slots,
-                        max_bytes, m.running(), m.done(), m.failed(), state);
+    if (m.capacity_override()) state += ", capacity set by 'tierflow capacity'";
+    *out += fmt::format(kRow, m.id(), m.host(), fmt::format("{}", fmt::join(m.archive_ids(), ",")),
+                        FormatRunning(m), max_bytes, m.done(), m.failed(), m.batches(), state);
+    *out += SlotsLine(m);
   }
 }
 
@@ -92,6 +106,61 @@ void AppendRequests(const v1::StatusReply& s, std::string* out) {
     *out += "\nqueued requests\n  ID       ACTION   ARCHIVE  PATH  (WAITING FOR)\n" + queued;
 }
 
+uint64_t KnownRequests(const v1::StatusReply& s) {
+  uint64_t n = 0;
+  for (const v1::ActionCounters& c : s.counters()) {
+    n += c.queued() + c.assigned() + c.succeeded() + c.failed() + c.canceled();
+  }
+  return n;
+}
+
+// The overview lists at most the limit; says how to see the rest when it was cut.
+void AppendOverviewHint(const v1::StatusReply& s, const StatusListing& listing, std::string* out) {
+  const uint64_t listed = static_cast<uint64_t>(s.requests_size());
+  const uint64_t known = KnownRequests(s);
+  if (listing.limit == 0 || listed < listing.limit || known <= listed) return;
+  *out += fmt::format(
+      "\nlisted {} of {} requests; see them all in id order with --after 0 (pages of --limit), "
+      "or filter with --action, --state, --mover, --tag or --user\n",
+      listed, known);
+}
+
+// What the id-ordered table says after the path: why a queued request waits, how far a running
+// one is, why a failed one failed.
+std::string Detail(const v1::RequestInfo& r) {
+  switch (r.state()) {
+    case v1::QUEUED:
+      return r.waiting_reason();
+    case v1::ASSIGNED:
+      if (r.bytes_total() == 0) return "";
+      return fmt::format("{}/{}", HumanBytes(r.bytes_done()), HumanBytes(r.bytes_total()));
+    case v1::FAILED:
+      return r.error().empty() ? fmt::format("errno {}", r.error_code()) : r.error();
+    default:
+      return "";
+  }
+}
+
+void AppendIdOrder(const v1::StatusReply& s, std::string* out) {
+  if (s.requests().empty()) {
+    *out += "\nrequests: none match\n";
+    return;
+  }
+  constexpr std::string_view kRow = "  {:<8} {:<8} {:<9} {:>7}  {:<16} {:<12} {}\n";
+  *out += "\nrequests\n" + fmt::format(kRow, "ID", "ACTION", "STATE", "ARCHIVE", "MOVER", "USER",
+                                        "PATH  [DATA]  (DETAIL)");
+  for (const v1::RequestInfo& r : s.requests()) {
+    std::string path = r.file().path();
+    if (!r.data().empty()) path += "  [" + r.data() + "]";
+    std::string detail = Detail(r);
+    if (!detail.empty()) path += "  (" + detail + ")";
+    *out += fmt::format(kRow, r.id(), ActionWord(r.action()), StateWord(r.state()), r.archive_id(),
+                        r.mover().empty() ? "-" : r.mover(), r.user().empty() ? "-" : r.user(),
+                        path);
+  }
+  if (s.next_after_id() != 0) *out += fmt::format("more: --after {}\n", s.next_after_id());
+}
+
 }  // namespace
 
 std::string ActionWord(v1::Action action) {
@@ -107,6 +176,55 @@ std::string ActionWord(v1::Action action) {
     default:
       return "unknown";
   }
+}
+
+std::string StateWord(v1::RequestState state) {
+  switch (state) {
+    case v1::QUEUED:
+      return "queued";
+    case v1::ASSIGNED:
+      return "assigned";
+    case v1::SUCCEEDED:
+      return "succeeded";
+    case v1::FAILED:
+      return "failed";
+    case v1::CANCELED:
+      return "canceled";
+    default:
+      return "unknown";
+  }
+}
+
+std::string FormatRunning(const v1::MoverInfo& m) {
+  const v1::Capacities& c = m.capacities();
+  std::string text = fmt::format("A {}/{} R {}/{} D {}/{}", m.running_archive(),
+                                 Capacity(c.max_archive()), m.running_restore(),
+                                 Capacity(c.max_restore()), m.running_remove(),
+                                 Capacity(c.max_remove()));
+  if (c.max_total() > 0) text += fmt::format(" T {}/{}", m.running(), c.max_total());
+  return text;
+}
+
+std::string FormatCapacityChange(const v1::MoverInfo& m) {
+  const v1::Capacities& c = m.capacities();
+  auto n = [](int32_t v) { return v < 0 ? std::string("unlimited") : std::to_string(v); };
+  std::string text = fmt::format("mover {} capacities: archive {}, restore {}, remove {}", m.id(),
+                                 n(c.max_archive()), n(c.max_restore()), n(c.max_remove()));
+  text += c.max_total() > 0 ? fmt::format(", total {}", c.max_total()) : ", no total bound";
+  text += m.capacity_override()
+              ? fmt::format(" (set here; they stay until 'tierflow capacity {} --reset')", m.id())
+              : " (the mover's own)";
+  text += fmt::format("\nrunning now: {}", FormatRunning(m));
+  bool over = false;
+  for (auto [running, cap] : {std::pair<uint64_t, int32_t>{m.running_archive(), c.max_archive()},
+                              {m.running_restore(), c.max_restore()},
+                              {m.running_remove(), c.max_remove()}}) {
+    over |= cap >= 0 && running > static_cast<uint64_t>(cap);
+  }
+  if (c.max_total() > 0 && m.running() > c.max_total()) over = true;
+  if (over) text += "; it keeps what it holds and is given nothing new until under its bounds";
+  if (!m.connected()) text += "\nthe mover is not connected; the change applies when it is";
+  return text + "\n";
 }
 
 std::string FormatStateLine(const std::string& path, uint32_t states, uint32_t archive_id) {
@@ -174,7 +292,8 @@ std::vector<std::string> StatusWarnings(const v1::StatusReply& s) {
   return out;
 }
 
-std::string FormatStatus(const v1::StatusReply& s, const std::string& coordinator) {
+std::string FormatStatus(const v1::StatusReply& s, const std::string& coordinator,
+                         const StatusListing& listing) {
   std::string out = fmt::format("coordinator {}: {}\n", coordinator, LockName(s.lock()));
   AppendCounters(s, &out);
   AppendMovers(s, coordinator, &out);
@@ -183,20 +302,29 @@ std::string FormatStatus(const v1::StatusReply& s, const std::string& coordinato
     out += "\nwarnings\n";
     for (const std::string& w : warnings) out += "  " + w + "\n";
   }
-  AppendRequests(s, &out);
+  if (listing.id_order) {
+    AppendIdOrder(s, &out);
+  } else {
+    AppendRequests(s, &out);
+    AppendOverviewHint(s, listing, &out);
+  }
   return out;
+}
+
+std::string ProtoJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  opts.preserve_proto_field_names = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, opts);
+  return json;
 }
 
 std::string FormatStatusJson(const v1::StatusReply& s) {
   v1::StatusReply copy = s;
   copy.clear_warnings();
   for (const std::string& w : StatusWarnings(s)) copy.add_warnings(w);
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  opts.preserve_proto_field_names = true;
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(copy, &json, opts);
-  return json;
+  return ProtoJson(copy);
 }
 
 std::string HumanBytes(uint64_t bytes) {

@@ -3,6 +3,8 @@
 // ProgressBar which writes to a FILE*.
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -25,11 +27,30 @@ std::string FormatLastErrorLine(const std::string& path, const mover::FileState&
 std::string FormatStateJson(const std::string& path, const mover::FileState& state,
                             uint32_t states);
 
+// How `status` shows its request listing: the overview (running, then queued requests) or,
+// when the listing was asked for with filters or --after, one table in id order ending with
+// the next-page hint ("more: --after N").
+struct StatusListing {
+  bool id_order = false;
+  uint32_t limit = 0;  // the limit asked for: a full overview says how to see the rest
+};
+
 // The `status` report for people. `coordinator` is the address it came from.
-std::string FormatStatus(const v1::StatusReply& status, const std::string& coordinator);
+std::string FormatStatus(const v1::StatusReply& status, const std::string& coordinator,
+                         const StatusListing& listing = {});
 
 // The report as one JSON document (protobuf's JSON mapping, field names as in the proto).
 std::string FormatStatusJson(const v1::StatusReply& status);
+
+// Any reply as one JSON line, in the same mapping as FormatStatusJson.
+std::string ProtoJson(const google::protobuf::Message& message);
+
+// A mover's running actions against its capacities, per kind: "A 3/8 R 1/4 D 0/*" (archive,
+// restore, remove; * = unlimited), then " T 4/10" when a total bound is set.
+std::string FormatRunning(const v1::MoverInfo& mover);
+
+// What `tierflow capacity` prints once the coordinator has applied a change.
+std::string FormatCapacityChange(const v1::MoverInfo& mover);
 
 // Warnings to show: the coordinator's own, plus one per archive id that has queued requests
 // and no connected mover serving it (unless the coordinator already names that archive id).
@@ -40,6 +61,8 @@ std::string HumanBytes(uint64_t bytes);
 
 // "archive", "restore", "remove", "cancel" for a wire action.
 std::string ActionWord(v1::Action action);
+// "queued", "assigned", "succeeded", "failed", "canceled" for a wire state.
+std::string StateWord(v1::RequestState state);
 
 // A one-line progress bar redrawn in place on a terminal. Not thread-safe.
 class ProgressBar {
