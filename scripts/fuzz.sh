@@ -33,9 +33,11 @@ for src in "$root"/fuzz/*_fuzz.cc; do
   (cd "$dir" && ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$build/$name" \
      -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
      -artifact_prefix="$dir/artifacts/" "${dict[@]}" "$dir/corpus" >"$dir/log" 2>&1) || rc=$?
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | awk '{print $2}')
-  ft=$(grep -o 'ft: [0-9]*' "$dir/log" | tail -1 | awk '{print $2}')
+  # A target that fails at once prints no coverage: the figures stay "?" (|| true keeps
+  # pipefail from ending the script before the failure is reported).
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | awk '{print $2}' || true)
+  ft=$(grep -o 'ft: [0-9]*' "$dir/log" | tail -1 | awk '{print $2}' || true)
   result=ok
   if [ "$rc" -ne 0 ]; then
     failed=1
