@@ -880,6 +880,25 @@ void Coordinator::Lock(uint32_t level, Reply<v1::LockReply> done) {
   });
 }
 
+// Answers a change to mover `id` (drain, capacities) with its MoverInfo once the change is
+// durable; a failed write is retried by the journal retry, and the caller is told so.
+template <typename ReplyT>
+void Coordinator::AnswerWithMover(const std::string& id, const char* what,
+                                  Reply<ReplyT> done) {
+  AfterDurable([this, id, what, done = std::move(done)](const Status& st) {
+    if (!st.ok()) {
+      done(Status(Code::kUnavailable,
+                  fmt::format("{} of mover {} applied but the journal write failed: {}; it is "
+                              "retried",
+                              what, id, st.ToString())));
+      return;
+    }
+    ReplyT reply;
+    FillMoverInfo(movers_.at(id), reply.mutable_mover());
+    done(reply);
+  });
+}
+
 void Coordinator::Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> done) {
   auto it = movers_.find(request.mover());
   if (it == movers_.end()) {
@@ -898,18 +917,7 @@ void Coordinator::Drain(const v1::DrainRequest& request, Reply<v1::DrainReply> d
     spdlog::info("mover {} {}; it holds {} actions", m.id,
                  drain ? "drained: it is given nothing new" : "undrained", m.assigned.size());
   }
-  AfterDurable([this, id = m.id, done = std::move(done)](const Status& st) {
-    if (!st.ok()) {
-      done(Status(Code::kUnavailable,
-                  fmt::format("drain of mover {} applied but its journal write failed: {}; it "
-                              "is retried",
-                              id, st.ToString())));
-      return;
-    }
-    v1::DrainReply reply;
-    FillMoverInfo(movers_.at(id), reply.mutable_mover());
-    done(reply);
-  });
+  AnswerWithMover(m.id, "the drain", std::move(done));
 }
 
 void Coordinator::CheckQuit() {
@@ -1992,18 +2000,7 @@ void Coordinator::SetCapacity(const v1::CapacityRequest& request,
   spdlog::info("mover {} capacities set to {}{}; it holds {} actions", m.id,
                CapacityText(m.cap_override ? *m.cap_override : m.own_caps),
                m.cap_override ? "" : " (its own)", m.assigned.size());
-  AfterDurable([this, id = m.id, done = std::move(done)](const Status& st) {
-    if (!st.ok()) {
-      done(Status(Code::kUnavailable,
-                  fmt::format("capacities of mover {} applied but their journal write failed: "
-                              "{}; it is retried",
-                              id, st.ToString())));
-      return;
-    }
-    v1::CapacityReply reply;
-    FillMoverInfo(movers_.at(id), reply.mutable_mover());
-    done(reply);
-  });
+  AnswerWithMover(m.id, "the capacities", std::move(done));
 }
 
 }  // namespace tierflow::coordinator

@@ -11,11 +11,11 @@
 //    A new request may be assigned in the turn that created it (one row, one append, which
 //    fail together); otherwise it enters its dispatch queue only once its row is durable, so
 //    no assignment is ever journaled for a request whose creation failed.
-//  * Dispatch queues are keyed by (kind, rank, archive id, flags); each holds ids in id (= age)
-//    order, so take-from-front and removal are O(log n). At the end of a turn with something
-//    to dispatch, each connected mover with free capacity takes, in the order blocking
-//    restore (a process waits on the file), restore, remove, archive, from the queues of the
-//    archive ids it serves, up to its free capacity
+//  * Dispatch queues and the policy that empties them live in the Scheduler (scheduler.h):
+//    class (blocking restore, restore, remove, archive), owner lanes, placement pools and
+//    batching slots. At the end of a turn with something to dispatch, each connected mover
+//    with free capacity gets what the scheduler chooses from the queues it may serve, up to
+//    its free capacity per kind and in total
 //    (and a per-turn bound). An assignment (mover, ++epoch, ++attempts) is journaled in that
 //    turn's append; the action is sent only when that append is durable, and only if the
 //    request is still assigned to that mover and epoch. Items going to one mover in one turn
@@ -403,6 +403,8 @@ class Coordinator {
   void CheckQuit();
 
   void FillMoverInfo(const Mover& m, v1::MoverInfo* info) const;
+  template <typename ReplyT>
+  void AnswerWithMover(const std::string& id, const char* what, Reply<ReplyT> done);
   // Runtime capacities (end of coordinator.cc): cap/max_bytes/max_total from the override or
   // the mover's own; a mover's own Capacities message; meta "capacity/<id>" and its recovery.
   void ApplyCapacities(Mover& m);

@@ -407,7 +407,7 @@ std::vector<Scheduler::SlotInfo> Scheduler::Slots(const std::string& mover) cons
   return out;
 }
 
-std::string Scheduler::Holding(const Ticket& t, const std::string&) const {
+std::string Scheduler::Holding(const Ticket& t) const {
   if (t.pool != 0) {
     const Pool& p = pools_[t.pool];
     if (p.connected == 0) {

@@ -100,7 +100,7 @@ class Scheduler {
 
   std::vector<SlotInfo> Slots(const std::string& mover) const;
   // Why a queued request with ticket t may wait beyond capacity, or "" (placement, batching).
-  std::string Holding(const Ticket& t, const std::string& mover_hint = "") const;
+  std::string Holding(const Ticket& t) const;
   // The archive ids with queued work.
   std::set<uint32_t> ArchiveIds() const;
   // Each queued id, queue by queue, until fn returns false.

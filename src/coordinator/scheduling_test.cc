@@ -184,7 +184,9 @@ TEST(ConsistentHashTest, AddingOrRemovingAMoverMovesOnlyItsShare) {
       ++moved;
       EXPECT_EQ(four[i], "m4") << "a value moved between movers that stayed";
     }
-    if (three[i] != "m2") EXPECT_EQ(two[i], three[i]) << "a value of a mover that stayed moved";
+    if (three[i] != "m2") {
+      EXPECT_EQ(two[i], three[i]) << "a value of a mover that stayed moved";
+    }
   }
   // Each mover holds about a third, and adding a fourth moves about a quarter (plain modulo
   // would move three quarters).
@@ -260,8 +262,6 @@ TEST_F(SchedulingTest, ASlotReservesATagValueForOneMoverUntilIdle) {
   }
   EXPECT_EQ(values["m1"], (std::set<std::string>{"A"}));
   EXPECT_EQ(values["m2"], (std::set<std::string>{"B"}));
-  auto status = h.StatusOf();
-  (void)status;
 
   // A new A archive still goes to m1 while its slot is fresh, even if m1 is full and m2 idle.
   h.Advance(4 * kSecond);
