@@ -1,6 +1,6 @@
 // Scheduling rules, one test per rule: tags, placement (named and consistent-hash, with
-// fallback), batching slots, class weights and aging, fair share, restore latency behind a
-// large archive backlog, and the fifo baseline. A real loop thread and a ManualClock.
+// fallback), batching slots, class weights and aging, fair share (by requester, file owner,
+// group and project), restore latency behind a large archive backlog, and the fifo baseline. A real loop thread and a ManualClock.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -80,6 +80,31 @@ class SchedulingTest : public ::testing::Test {
       if (reply.ok() && first == 0) first = reply->accepted(0).id();
     }
     return first;
+  }
+  // Submits `big` archives of one owner and `small` of another (`set` fills each file's owner,
+  // told whether it is the second), connects one mover of capacity 100 and completes 10 rounds
+  // of what it is sent. Returns the share of dispatches that went to the second owner's files.
+  template <typename SetOwner>
+  double ShareOfSecondOwner(int big, int small, SetOwner set) {
+    std::vector<v1::RequestSpec> specs;
+    for (int i = 0; i < big + small; ++i) {
+      auto spec = Spec(v1::ARCHIVE, 1'000'000 + i);
+      set(spec.mutable_owner(), i >= big);
+      specs.push_back(spec);
+    }
+    SubmitMany(specs);
+    auto m = Connect(MakeHello("m1", {1}, 100));
+    int second = 0, total = 0;
+    for (int round = 0; round < 10; ++round) {
+      auto items = NewItems(m);
+      for (const auto& it : items) {
+        ++total;
+        second += it.file().seq() >= 1'000'000u + static_cast<uint64_t>(big);
+      }
+      Complete(m, items);
+    }
+    EXPECT_GE(total, 1000);
+    return total == 0 ? 0 : second / static_cast<double>(total);
   }
   std::string WaitingReason(uint64_t id) {
     const v1::StatusReply status = h.StatusOf(true);
@@ -414,6 +439,33 @@ TEST_F(SchedulingTest, FairShareByFileOwnerUsesTheOwnerKeptInTheRow) {
   int owner2 = 0;
   for (const auto& it : NewItems(m)) owner2 += it.file().seq() >= 10'900;
   EXPECT_EQ(owner2, 50) << "equal weights: half of the first 100 dispatches";
+}
+
+TEST_F(SchedulingTest, FairShareByGroupNamesGroupsAndUsesTheFilesGroup) {
+  SchedulingOptions s;
+  s.fair_share.by = ShareBy::kGroup;
+  // A group named in the configuration is resolved to its id ("daemon" is gid 1 on Debian);
+  // gid 0 has no weight of its own and gets the default, 1.
+  s.fair_share.weights = {{"daemon", 3}};
+  Start(s);
+  double share = ShareOfSecondOwner(20'000, 2'000, [](v1::FileOwner* o, bool second) {
+    o->set_uid(1000);  // one owner for all: only the group tells them apart
+    o->set_gid(second ? 1 : 0);
+  });
+  EXPECT_NEAR(share, 0.75, 0.02);
+}
+
+TEST_F(SchedulingTest, FairShareByProjectUsesTheFilesProjectId) {
+  SchedulingOptions s;
+  s.fair_share.by = ShareBy::kProject;
+  s.fair_share.weights = {{"7", 1}, {"42", 4}};
+  Start(s);
+  double share = ShareOfSecondOwner(20'000, 2'000, [](v1::FileOwner* o, bool second) {
+    o->set_uid(1000);
+    o->set_gid(1000);
+    o->set_projid(second ? 42 : 7);
+  });
+  EXPECT_NEAR(share, 0.8, 0.02);
 }
 
 // ---- latency behind a backlog ----
