@@ -225,30 +225,29 @@ class Mover final : public MoverChannel {
   std::atomic<uint64_t> archives_done_{0};
 };
 
-// Records when each restore was assigned: the ASSIGN event is emitted in the loop turn that
-// made the decision (its batch is delivered at that turn's end).
+// Records when each restore was assigned: the ASSIGN event is dated with the scheduler's
+// decision (wall clock), even when it is published after the commit of the turn that made it.
 class AssignTimes final : public EventChannel {
  public:
   size_t queued_bytes() const override { return 0; }
   void Send(std::shared_ptr<const v1::EventBatch> batch) override {
-    auto now = Steady::now();
     std::lock_guard lock(mu_);
     for (const auto& e : batch->events()) {
-      if (e.kind() == v1::Event::ASSIGN) assigned_.emplace(e.id(), now);
+      if (e.kind() == v1::Event::ASSIGN) assigned_.emplace(e.id(), e.time_us());
     }
   }
   void Finish(const Status&) override {}
-  bool Get(uint64_t id, Steady::time_point* at) {
+  bool Get(uint64_t id, int64_t* at_us) {
     std::lock_guard lock(mu_);
     auto it = assigned_.find(id);
     if (it == assigned_.end()) return false;
-    *at = it->second;
+    *at_us = it->second;
     return true;
   }
 
  private:
   std::mutex mu_;
-  std::map<uint64_t, Steady::time_point> assigned_;
+  std::map<uint64_t, int64_t> assigned_;  // wall clock, microseconds
 };
 
 struct Rig {
@@ -397,7 +396,12 @@ LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& ar
     }
   });
   uint64_t restore_seq = 1ull << 40;
-  std::vector<std::pair<uint64_t, Steady::time_point>> sent;
+  struct Sent {
+    uint64_t id;
+    Steady::time_point at;
+    int64_t wall_us;  // the same instant on the coordinator's wall clock, for the decision
+  };
+  std::vector<Sent> sent;
   for (int i = 0; i < args.restores; ++i) {
     v1::SubmitRequest req;
     auto* s = req.add_requests();
@@ -407,6 +411,7 @@ LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& ar
     s->mutable_file()->set_oid(1);
     s->mutable_file()->set_path("/bench/restore");
     auto t = Steady::now();
+    const int64_t t_wall = SystemClock::Default()->WallMicros();
     std::promise<uint64_t> p;
     rig.loop->Post([&] {
       rig.coord->Submit(req, [&](Result<v1::SubmitReply> r) {
@@ -414,7 +419,7 @@ LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& ar
       });
     });
     uint64_t id = p.get_future().get();
-    sent.emplace_back(id, t);
+    sent.push_back({id, t, t_wall});
     // Paced: about one restore every 10 ms, as users would ask for files.
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -425,14 +430,14 @@ LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& ar
   // Under fifo a restore waits for the whole backlog ahead of it: with paced archives that is
   // longer than anyone waits here.
   const auto deadline = Steady::now() + std::chrono::seconds(args.archive_rate > 0 ? 20 : 120);
-  for (const auto& [id, t] : sent) {
+  for (const auto& [id, t, t_wall] : sent) {
     Steady::time_point at;
     auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Steady::now());
     if (mover->WaitDispatched(id, &at, std::max(left, std::chrono::seconds(0)))) {
       out.latencies_ms.push_back(std::chrono::duration<double, std::milli>(at - t).count());
-      Steady::time_point decided;
-      if (rig.assigned->Get(id, &decided)) {
-        out.decided_ms.push_back(std::chrono::duration<double, std::milli>(decided - t).count());
+      int64_t decided_us = 0;
+      if (rig.assigned->Get(id, &decided_us)) {
+        out.decided_ms.push_back(static_cast<double>(decided_us - t_wall) / 1000.0);
       }
     } else {
       ++out.undispatched;

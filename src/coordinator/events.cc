@@ -141,6 +141,23 @@ void EventHub::Emit(v1::Event::Kind kind, const store::RequestRow& row, const st
   // A new or cancel request is no mover's (a pending cancel row keeps its target's mover).
   const bool has_mover = kind != v1::Event::NEW && kind != v1::Event::CANCEL;
   const std::string_view mover = has_mover ? std::string_view(row.mover) : std::string_view();
+  // When the change happened: a state change is published once durable, so its time is the
+  // one kept in the row (an assignment made in the turn that created the request is published
+  // after its commit, yet dated when the scheduler made it). Sent and progress happen now.
+  int64_t when = 0;
+  switch (kind) {
+    case v1::Event::NEW:
+    case v1::Event::CANCEL:
+      when = row.created_us;
+      break;
+    case v1::Event::ASSIGN:
+    case v1::Event::DONE:
+      when = row.changed_us;
+      break;
+    default:
+      break;
+  }
+  if (when == 0) when = clock_->WallMicros();
   auto fill = [&](v1::Event* e) {
     e->set_kind(kind);
     e->set_id(row.id);
@@ -152,7 +169,7 @@ void EventHub::Emit(v1::Event::Kind kind, const store::RequestRow& row, const st
     e->set_bytes_total(bytes_total);
     e->set_status(status);
     e->set_hint(hint.data(), hint.size());
-    e->set_time_us(clock_->WallMicros());
+    e->set_time_us(when);
   };
   // Built once, in the first matching watcher's batch; the others get copies.
   const v1::Event* built = nullptr;

@@ -198,8 +198,26 @@ TEST_F(EventHubTest, EventCarriesTheRequestHintAndWallTime) {
   EXPECT_EQ(e.bytes_done(), 10u);
   EXPECT_EQ(e.bytes_total(), 100u);
   EXPECT_EQ(e.hint(), "J1");
-  EXPECT_EQ(e.time_us(), clock_.WallMicros());
+  EXPECT_EQ(e.time_us(), clock_.WallMicros()) << "progress happens when it is reported";
   EXPECT_EQ(events[1].status(), 5);
+}
+
+TEST_F(EventHubTest, AStateChangeIsDatedWhenItHappenedNotWhenPublished) {
+  Make({"", "job", 1'000'000});
+  auto ch = Watch({});
+  store::RequestRow row = Row(1, hsm::Action::kRestore, "job=J1", "m1");
+  row.created_us = 1'000;
+  row.changed_us = 2'000;
+  ASSERT_GT(clock_.WallMicros(), 2'000);
+  hub_->Emit(v1::Event::NEW, row, "", 0, 0, 0);
+  hub_->Emit(v1::Event::ASSIGN, row, "h1", 0, 0, 0);
+  hub_->Emit(v1::Event::SENT, row, "h1", 0, 0, 0);
+  hub_->Flush();
+  auto events = ch->events();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].time_us(), 1'000);
+  EXPECT_EQ(events[1].time_us(), 2'000) << "the scheduler's decision, not the commit after it";
+  EXPECT_EQ(events[2].time_us(), clock_.WallMicros());
 }
 
 TEST_F(EventHubTest, WithoutAHintKeyEventsCarryNoHint) {

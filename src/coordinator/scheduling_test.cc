@@ -1,6 +1,7 @@
 // Scheduling rules, one test per rule: tags, placement (named and consistent-hash, with
 // fallback), batching slots, class weights and aging, fair share (by requester, file owner,
-// group and project), restore latency behind a large archive backlog, and the fifo baseline. A real loop thread and a ManualClock.
+// group and project), restore latency behind a large archive backlog, and the fifo baseline.
+// A real loop thread and a ManualClock.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
