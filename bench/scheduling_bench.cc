@@ -5,7 +5,8 @@
 //  2. memory per queued request: heap in use (every arena) after 1,000,000 archives are
 //     submitted to a real Coordinator with its SQLite journal, less SQLite's own memory (its
 //     page cache is bounded, not per request; it is printed apart), divided by 1,000,000;
-//     resident growth is printed too;
+//     resident growth is printed too; then a status page of 1000 and a listing whose filter
+//     matches nothing, with the longest a task posted meanwhile waited for the loop;
 //  3. restore latency behind 1,000,000 queued archives: a real Coordinator, loop thread and
 //     SQLite journal, one in-process mover that completes everything at once, a feeder that
 //     keeps the archive backlog at 1,000,000, and a restore submitted every few milliseconds;
@@ -344,7 +345,43 @@ struct LatencyResult {
   std::vector<double> decided_ms;     // to the assignment decision
   int undispatched = 0;
   double archive_rate = 0;
+  double page_ms = 0;         // a status page of 1000 queued requests (a state filter)
+  double nothing_ms = 0;      // a status listing whose tag filter matches nothing
+  double loop_held_ms = 0;    // the longest a task posted during that listing waited to run
 };
+
+// Times one status listing as the RPC answers it, while a pinger posts a task every 200 us
+// and records how long each waited for the loop. Returns the listing's time.
+double TimeListing(Rig& rig, const v1::StatusRequest& req, double* held_ms) {
+  std::atomic<bool> done{false};
+  std::mutex mu;
+  double worst = 0;
+  std::thread pinger([&] {
+    while (!done.load()) {
+      auto posted = Steady::now();
+      std::promise<void> ran;
+      rig.loop->Post([&] {
+        double ms = std::chrono::duration<double, std::milli>(Steady::now() - posted).count();
+        std::lock_guard lock(mu);
+        worst = std::max(worst, ms);
+        ran.set_value();
+      });
+      ran.get_future().wait();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  auto t = Steady::now();
+  std::promise<void> answered;
+  rig.loop->Post([&] {
+    rig.coord->AnswerStatus(req, [&](Result<v1::StatusReply>) { answered.set_value(); });
+  });
+  answered.get_future().wait();
+  double ms = std::chrono::duration<double, std::milli>(Steady::now() - t).count();
+  done.store(true);
+  pinger.join();
+  if (held_ms) *held_ms = worst;
+  return ms;
+}
 
 LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& args) {
   LatencyResult out;
@@ -366,6 +403,16 @@ LatencyResult RestoreLatency(const SchedulingOptions& scheduling, const Args& ar
   out.sqlite_mb = sqlite / 1e6;
   out.bytes_per_request = (static_cast<double>(mallinfo2().uordblks - heap0) - sqlite) / n;
   out.rss_per_request = static_cast<double>(ResidentBytes() - rss0) / n;
+
+  v1::StatusRequest page;
+  page.set_include_requests(true);
+  page.add_states(v1::QUEUED);
+  page.set_limit(1000);
+  out.page_ms = TimeListing(rig, page, nullptr);
+  v1::StatusRequest nothing;
+  nothing.set_include_requests(true);
+  nothing.set_tag("job=none");
+  out.nothing_ms = TimeListing(rig, nothing, &out.loop_held_ms);
 
   auto mover = std::make_shared<Mover>(rig.loop.get(), rig.coord.get(), args.archive_rate);
   v1::Hello hello;
@@ -470,6 +517,11 @@ int main(int argc, char** argv) {
         "cache, bounded at 64 MiB, apart: %.1f MB); resident growth %.0f B per request\n",
         name.c_str(), r.bytes_per_request, static_cast<unsigned long long>(args.queued),
         r.sqlite_mb, r.rss_per_request);
+    std::printf(
+        "== %s: status listing at %llu queued: a page of 1000 in %.1f ms; a filter matching "
+        "nothing in %.1f ms, the loop held at most %.1f ms meanwhile\n",
+        name.c_str(), static_cast<unsigned long long>(args.queued), r.page_ms, r.nothing_ms,
+        r.loop_held_ms);
     if (r.latencies_ms.empty()) {
       std::printf(
           "== %s: restore behind %llu queued archives: none of %d dispatched before the bench "

@@ -298,6 +298,7 @@ Status Coordinator::Recover(const store::JournalContents& contents) {
 
 Coordinator::Request& Coordinator::Insert(const v1::RequestSpec& spec, uint64_t id, int64_t wall,
                                           FileIds* file_ids) {
+  ids_.insert(ids_.end(), id);
   Request& r = requests_[id];
   RowFromSpec(spec, &r.row);
   r.row.id = id;
@@ -310,6 +311,7 @@ Coordinator::Request& Coordinator::Insert(const v1::RequestSpec& spec, uint64_t 
 
 Coordinator::Request& Coordinator::Insert(RequestRow row) {
   uint64_t id = row.id;
+  ids_.insert(id);
   Request& r = requests_[id];
   r.row = std::move(row);
   Index(r);
@@ -362,6 +364,7 @@ void Coordinator::Forget(uint64_t id) {
                                                 id)));
   }
   requests_.erase(id);
+  ids_.erase(id);
 }
 
 void Coordinator::Enqueue(Request& r) {
@@ -416,6 +419,7 @@ void Coordinator::Emit(v1::Event::Kind kind, const Request& r, const Mover* m, i
 Coordinator::Request& Coordinator::RecordCancel(Request& target, bool done) {
   const uint64_t id = next_id_++;
   next_id_dirty_ = true;
+  ids_.insert(ids_.end(), id);
   Request& c = requests_[id];
   c.row = target.row;
   c.row.id = id;
@@ -1758,62 +1762,104 @@ void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
   }
 }
 
-// Ids are allocated in order and never reused, so the live ids above after_id can be walked
-// in order by probing each one (a hash lookup), or found by one pass over every request that
-// keeps the limit+1 smallest matching ids in a heap. Probing costs the width of the id range
-// (purged ids included), the pass costs the number of requests: the cheaper one is taken, so
-// a page costs at most one pass over the requests, and an unfiltered page of a dense range
-// about `limit` lookups. Measured with 1,000,000 queued (2 cores): a page of 1000 in 1.5 ms, a
-// tag matching 1% in 20 ms, a filter matching nothing 170 ms (the loop waits that long).
-void Coordinator::ListMatching(const v1::StatusRequest& request, uint32_t limit,
-                               v1::StatusReply* reply) const {
-  uint64_t actions = 0, states = 0;  // a bit per enum value
-  for (int a : request.actions()) actions |= a >= 0 && a < 64 ? uint64_t{1} << a : 0;
-  for (int s : request.states()) states |= s >= 0 && s < 64 ? uint64_t{1} << s : 0;
-  // `user` is the requester's name, or a number: the uid of the file's owner.
-  const std::string& user = request.user();
-  uint32_t uid = 0;
-  auto [end, ec] = std::from_chars(user.data(), user.data() + user.size(), uid);
-  const bool by_uid = !user.empty() && ec == std::errc() && end == user.data() + user.size();
-  auto matches = [&](const Request& r) {
-    const RequestRow& row = r.row;
-    if (request.actions_size() > 0 && !((actions >> ActionToProto(row.action)) & 1)) return false;
-    if (request.states_size() > 0 && !((states >> StateToProto(row.state)) & 1)) return false;
-    if (!request.mover().empty() && row.mover != request.mover()) return false;
-    if (!user.empty() && row.user != user && !(by_uid && row.has_owner && row.owner_uid == uid)) {
+namespace {
+
+// The filters of a status listing, as one predicate over rows.
+class RowFilter {
+ public:
+  explicit RowFilter(const v1::StatusRequest& request) : request_(request) {
+    for (int a : request.actions()) actions_ |= a >= 0 && a < 64 ? uint64_t{1} << a : 0;
+    for (int s : request.states()) states_ |= s >= 0 && s < 64 ? uint64_t{1} << s : 0;
+    // `user` is the requester's name, or a number: the uid of the file's owner.
+    const std::string& user = request.user();
+    auto [end, ec] = std::from_chars(user.data(), user.data() + user.size(), uid_);
+    by_uid_ = !user.empty() && ec == std::errc() && end == user.data() + user.size();
+  }
+  bool operator()(const RequestRow& row) const {
+    const v1::StatusRequest& q = request_;
+    if (q.actions_size() > 0 && !((actions_ >> ActionToProto(row.action)) & 1)) return false;
+    if (q.states_size() > 0 && !((states_ >> StateToProto(row.state)) & 1)) return false;
+    if (!q.mover().empty() && row.mover != q.mover()) return false;
+    if (!q.user().empty() && row.user != q.user() &&
+        !(by_uid_ && row.has_owner && row.owner_uid == uid_)) {
       return false;
     }
-    return request.tag().empty() || HasTag(row.data, request.tag());
-  };
-  if (request.after_id() >= next_id_ - 1) return;
-  const uint64_t first = request.after_id() + 1;
-  const size_t want = size_t{limit} + 1;  // one more than listed: is there another page?
-  std::vector<std::pair<uint64_t, const Request*>> found;
-  if (next_id_ - first <= requests_.size()) {
-    for (uint64_t id = first; id < next_id_ && found.size() < want; ++id) {
-      const Request* r = Find(id);
-      if (r != nullptr && matches(*r)) found.emplace_back(id, r);
-    }
-  } else {
-    found.reserve(std::min(want, requests_.size()) + 1);
-    for (const auto& [id, r] : requests_) {
-      if (id < first || (found.size() == want && id > found.front().first) || !matches(r)) {
-        continue;
-      }
-      found.emplace_back(id, &r);
-      std::push_heap(found.begin(), found.end());
-      if (found.size() > want) {
-        std::pop_heap(found.begin(), found.end());
-        found.pop_back();
-      }
-    }
-    std::sort_heap(found.begin(), found.end());
+    return q.tag().empty() || HasTag(row.data, q.tag());
   }
-  if (found.size() > limit) {
-    found.resize(limit);
-    reply->set_next_after_id(found.back().first);
+
+ private:
+  const v1::StatusRequest& request_;
+  uint64_t actions_ = 0, states_ = 0;  // a bit per enum value
+  uint32_t uid_ = 0;
+  bool by_uid_ = false;
+};
+
+bool IsFilteredListing(const v1::StatusRequest& request) {
+  return request.include_requests() &&
+         (request.actions_size() > 0 || request.states_size() > 0 || !request.mover().empty() ||
+          !request.tag().empty() || !request.user().empty() || request.after_id() != 0);
+}
+
+}  // namespace
+
+struct Coordinator::Listing {
+  explicit Listing(const v1::StatusRequest& r)
+      : request(r), filter(request), limit(r.limit() == 0 ? 1000 : r.limit()), last(r.after_id()) {}
+  Listing(const Listing&) = delete;
+  Listing& operator=(const Listing&) = delete;
+  const v1::StatusRequest request;
+  const RowFilter filter;  // refers to `request`
+  const uint32_t limit;
+  uint64_t last;           // the last id walked
+  v1::StatusReply reply;   // the requests listed so far, and next_after_id
+  Reply<v1::StatusReply> done;
+};
+
+// Ids are allocated in order and never reused; ids_ holds the live ones in order, so a page is
+// the first `limit` matches above after_id and one more match says there is a next page. A
+// slice resumes above the last id walked, whatever changed in between. Measured with 1,000,000
+// queued (2 cores): a page of 1000 in about 1.5 ms; a filter matching nothing walks them all,
+// about 100 ms in slices of kListSlice (a few ms each) between which the loop goes on.
+bool Coordinator::ListSlice(Listing& l, size_t budget) const {
+  for (auto it = ids_.upper_bound(l.last); it != ids_.end(); ++it) {
+    if (budget-- == 0) return false;
+    l.last = *it;
+    const Request* r = Find(*it);
+    if (r == nullptr || !l.filter(r->row)) continue;
+    if (static_cast<uint32_t>(l.reply.requests_size()) == l.limit) {
+      l.reply.set_next_after_id(l.reply.requests(l.reply.requests_size() - 1).id());
+      return true;
+    }
+    Describe(*r, l.reply.add_requests());
   }
-  for (const auto& [id, r] : found) Describe(*r, reply->add_requests());
+  return true;
+}
+
+v1::StatusReply Coordinator::FinishListing(Listing& l) const {
+  v1::StatusRequest header = l.request;
+  header.set_include_requests(false);
+  v1::StatusReply reply = GetStatus(header);
+  reply.mutable_requests()->Swap(l.reply.mutable_requests());
+  reply.set_next_after_id(l.reply.next_after_id());
+  return reply;
+}
+
+void Coordinator::AnswerStatus(const v1::StatusRequest& request, Reply<v1::StatusReply> done) {
+  if (!IsFilteredListing(request)) {
+    done(GetStatus(request));
+    return;
+  }
+  auto l = std::make_shared<Listing>(request);
+  l->done = std::move(done);
+  ContinueListing(std::move(l));
+}
+
+void Coordinator::ContinueListing(std::shared_ptr<Listing> l) {
+  if (!ListSlice(*l, kListSlice)) {
+    loop_->Post([this, l] { ContinueListing(l); });
+    return;
+  }
+  l->done(FinishListing(*l));
 }
 
 void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
@@ -1862,16 +1908,13 @@ v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
   reply.set_lock(lock_);
   for (std::string& w : Warnings()) reply.add_warnings(std::move(w));
   reply.set_journal_records(journal_->committed_records());
-  if (request.include_requests()) {
-    const uint32_t limit = request.limit() == 0 ? 1000 : request.limit();
-    const bool filtered = request.actions_size() > 0 || request.states_size() > 0 ||
-                          !request.mover().empty() || !request.tag().empty() ||
-                          !request.user().empty() || request.after_id() != 0;
-    if (filtered) {
-      ListMatching(request, limit, &reply);
-    } else {
-      ListRequests(limit, &reply);
-    }
+  if (IsFilteredListing(request)) {
+    Listing l(request);
+    ListSlice(l, SIZE_MAX);
+    reply.mutable_requests()->Swap(l.reply.mutable_requests());
+    reply.set_next_after_id(l.reply.next_after_id());
+  } else if (request.include_requests()) {
+    ListRequests(request.limit() == 0 ? 1000 : request.limit(), &reply);
   }
   return reply;
 }

@@ -188,9 +188,14 @@ class Coordinator {
   // requests. With no filter and no after_id it is an overview: assigned (mover by mover),
   // queued, retrying, then recently final requests. With any filter (actions, states, mover,
   // tag, user) or after_id, it lists the matching requests with ids above after_id in id
-  // order, and next_after_id names the last one listed when more match. Cost: the cheaper
-  // of probing every id above after_id or one pass over all requests (see ListMatching).
+  // order, and next_after_id names the last one listed when more match. Cost: a walk over
+  // the ids above after_id in order, stopped once the page is full (see ListSlice).
   v1::StatusReply GetStatus(const v1::StatusRequest& request) const;
+  // GetStatus as the Status RPC runs it: a filtered listing walks at most kListSlice requests
+  // per loop turn, so a filter that matches little among millions does not hold the loop (and
+  // a restore behind it) for the whole walk. Each request is described as it is when walked.
+  void AnswerStatus(const v1::StatusRequest& request, Reply<v1::StatusReply> done);
+  static constexpr size_t kListSlice = 8192;
   // 0 dispatch, 1 accept but dispatch nothing, 2 as 1 and quit once nothing is assigned.
   // Answers once the lock is durable.
   void Lock(uint32_t level, Reply<v1::LockReply> done);
@@ -415,9 +420,13 @@ class Coordinator {
   std::string WaitingReason(const Request& r) const;
   std::vector<std::string> Warnings() const;
   void ListRequests(uint32_t limit, v1::StatusReply* reply) const;
-  // The filtered, id-ordered listing of GetStatus.
-  void ListMatching(const v1::StatusRequest& request, uint32_t limit,
-                    v1::StatusReply* reply) const;
+  // The filtered, id-ordered listing of GetStatus, walked in slices (coordinator.cc).
+  struct Listing;
+  // Walks at most `budget` more ids of `l`; true once the listing is complete.
+  bool ListSlice(Listing& l, size_t budget) const;
+  void ContinueListing(std::shared_ptr<Listing> l);
+  // The counters, movers and warnings of a status reply, with `l`'s requests.
+  v1::StatusReply FinishListing(Listing& l) const;
   void Describe(const Request& r, v1::RequestInfo* info) const;
 
   const CoordinatorOptions options_;
@@ -426,6 +435,8 @@ class Coordinator {
   JournalSink* const journal_;
 
   std::unordered_map<uint64_t, Request> requests_;
+  // The ids of requests_, in order: filtered listings walk it (about 10 bytes per request).
+  absl::btree_set<uint64_t> ids_;
   // Every known request of a file (usually one): merging and State look here.
   // Keyed by a 64-bit hash of the file id rather than the id itself (a FileId with its fsid
   // string is 48 bytes): a key may hold ids of several files, so readers compare row.file.

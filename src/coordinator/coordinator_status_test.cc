@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 
 #include "coordinator/coordinator.h"
@@ -62,9 +63,17 @@ class CoordinatorStatusTest : public ::testing::Test {
     EXPECT_TRUE(m.ok()) << m.status().ToString();
     return m.ok() ? *m : MoverHandle{};
   }
+  // A listing as the Status RPC answers it (AnswerStatus: walked in slices).
   v1::StatusReply List(v1::StatusRequest req) {
     req.set_include_requests(true);
-    return h.Get<v1::StatusReply>([&] { return h.coord()->GetStatus(req); });
+    std::promise<v1::StatusReply> answer;
+    h.Run([&] {
+      h.coord()->AnswerStatus(req, [&](Result<v1::StatusReply> r) {
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        answer.set_value(r.ok() ? *r : v1::StatusReply());
+      });
+    });
+    return answer.get_future().get();
   }
   // Every page of `req` (with `limit` per page), checking that each page but the last is full
   // and names its last id as the next page's start.
@@ -229,8 +238,7 @@ TEST_F(CoordinatorStatusTest, PagesGiveEachMatchingRequestOnceInIdOrder) {
   EXPECT_TRUE(List(req).requests().empty());
 }
 
-// With most ids purged, the listing takes one pass over the requests instead of probing every
-// id: same pages either way.
+// Purged ids leave gaps: the walk goes over the live ids only, and the pages are the same.
 TEST_F(CoordinatorStatusTest, PagesAreTheSameWhenMostIdsArePurged) {
   auto m = Connect(MakeHello("m1", {1}, -1));
   for (int i = 0; i < 60; ++i) h.SubmitOne(Spec(v1::ARCHIVE, 1 + i));
@@ -256,6 +264,68 @@ TEST_F(CoordinatorStatusTest, PagesAreTheSameWhenMostIdsArePurged) {
   req.set_after_id(kept[2]);
   req.set_limit(2);
   EXPECT_THAT(Ids(List(req)), ElementsAre(kept[3], kept[4]));
+}
+
+// A filter that matches little among many requests is walked kListSlice ids per loop turn:
+// what was posted after the listing runs before its answer, and the answer is complete.
+TEST_F(CoordinatorStatusTest, AListingIsWalkedInSlicesAndTheLoopGoesOnBetween) {
+  const size_t n = 3 * Coordinator::kListSlice + 100;
+  std::vector<uint64_t> rare;
+  auto is_rare = [&](size_t i) { return i == n / 2 || i == n - 1; };
+  for (size_t first = 0; first < n; first += 10'000) {
+    v1::SubmitRequest req;
+    for (size_t i = first; i < std::min(n, first + 10'000); ++i) {
+      *req.add_requests() = Tagged(v1::ARCHIVE, 1 + i, is_rare(i) ? "job=rare" : "", "u");
+    }
+    auto reply = h.Submit(req);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    for (int i = 0; i < reply->accepted_size(); ++i) {
+      if (is_rare(first + i)) rare.push_back(reply->accepted(i).id());
+    }
+  }
+  ASSERT_EQ(rare.size(), 2u);
+  v1::StatusRequest req;
+  req.set_include_requests(true);
+  req.set_tag("job=rare");
+  bool answered = false;
+  int ran_before_answer = 0;
+  std::promise<v1::StatusReply> answer;
+  h.Run([&] {
+    h.coord()->AnswerStatus(req, [&](Result<v1::StatusReply> r) {
+      answered = true;
+      answer.set_value(r.ok() ? *r : v1::StatusReply());
+    });
+    // Posted after the listing began, on the loop thread: no race on the flags.
+    for (int i = 0; i < 2; ++i) h.loop()->Post([&] { ran_before_answer += !answered; });
+  });
+  v1::StatusReply reply = answer.get_future().get();
+  EXPECT_EQ(ran_before_answer, 2) << "the listing held the loop until it was done";
+  EXPECT_THAT(Ids(reply), ElementsAreArray(rare));
+  EXPECT_EQ(reply.next_after_id(), 0u);
+  uint64_t queued_archives = 0;
+  for (const auto& c : reply.counters()) queued_archives += c.action() == v1::ARCHIVE ? c.queued() : 0;
+  EXPECT_EQ(queued_archives, n) << "the answer has the counters too";
+
+  // A request that arrives during the walk, above the ids walked so far, is listed.
+  answered = false;
+  std::promise<v1::StatusReply> second;
+  std::promise<uint64_t> late_id;
+  h.Run([&] {
+    h.coord()->AnswerStatus(req, [&](Result<v1::StatusReply> r) {
+      answered = true;
+      second.set_value(r.ok() ? *r : v1::StatusReply());
+    });
+    v1::SubmitRequest one;
+    *one.add_requests() = Tagged(v1::ARCHIVE, 10 * n, "job=rare", "u");
+    h.coord()->Submit(one, [&](Result<v1::SubmitReply> r) {
+      late_id.set_value(r.ok() ? r->accepted(0).id() : 0);
+    });
+  });
+  reply = second.get_future().get();
+  const uint64_t late = late_id.get_future().get();
+  ASSERT_NE(late, 0u);
+  rare.push_back(late);
+  EXPECT_THAT(Ids(reply), ElementsAreArray(rare));
 }
 
 TEST_F(CoordinatorStatusTest, WithoutFiltersTheOverviewListsRunningFirst) {

@@ -439,9 +439,8 @@ grpc::Status CoordinatorService::State(grpc::ServerContext*, const v1::StateRequ
 grpc::Status CoordinatorService::Status(grpc::ServerContext*, const v1::StatusRequest* request,
                                         v1::StatusReply* reply) {
   if (tierflow::Status st = CheckStatus(*request); !st.ok()) return ToGrpcStatus(st);
-  auto r = GetInLoop<v1::StatusReply>(loop_, [this, request]() -> Result<v1::StatusReply> {
-    return coordinator_->GetStatus(*request);
-  });
+  auto r = CallInLoop<v1::StatusReply>(
+      loop_, [this, request](auto done) { coordinator_->AnswerStatus(*request, std::move(done)); });
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = std::move(r).value();
   return grpc::Status::OK;
