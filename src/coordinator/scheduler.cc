@@ -128,8 +128,6 @@ Scheduler::Scheduler(const SchedulingOptions& options, Clock* clock, Lookup look
     }
     std::sort(rings_[i].begin(), rings_[i].end());
   }
-  batch_names_.Intern("");
-  batches_.emplace_back();
 }
 
 // ---- classification ----
@@ -185,8 +183,13 @@ Ticket Scheduler::Classify(const store::RequestRow& row) {
   }
   if (!options_.batching.tag.empty()) {
     if (auto value = TagValue(row.data, options_.batching.tag)) {
-      t.batch = batch_names_.Intern(*value);
-      if (t.batch == batches_.size()) batches_.emplace_back().value = std::string(*value);
+      auto it = batch_ids_.find(absl::string_view(value->data(), value->size()));
+      if (it == batch_ids_.end()) {
+        while (next_batch_ == 0 || batches_.contains(next_batch_)) ++next_batch_;  // wrapped
+        it = batch_ids_.emplace(std::string(*value), next_batch_++).first;
+        batches_[it->second].value = it->first;
+      }
+      t.batch = it->second;
     }
   }
   return t;
@@ -248,8 +251,10 @@ void Scheduler::Remove(uint64_t id, uint32_t archive_id, uint64_t flags, const T
   }
   if (q.size == 0) queues_.erase(qit);
   if (t.batch != 0) {
-    --batches_[t.batch].queued;
-    if (id == batches_[t.batch].head) RefreshBatch(t.batch);
+    Batch& b = batches_.at(t.batch);
+    --b.queued;
+    if (id == b.head) RefreshBatch(t.batch);
+    ForgetBatchIfUnused(t.batch);
   }
 }
 
@@ -280,15 +285,17 @@ uint64_t Scheduler::TakeFrom(std::map<QueueKey, Queue>::iterator it) {
   const QueueKey key = it->first;
   --class_size_[key.cls];
   if (key.batch != 0) {
-    --batches_[key.batch].queued;
-    if (id == batches_[key.batch].head) RefreshBatch(key.batch);
+    Batch& b = batches_.at(key.batch);
+    --b.queued;
+    if (id == b.head) RefreshBatch(key.batch);
+    ForgetBatchIfUnused(key.batch);
   }
   return id;
 }
 
 // Recomputes a batch value's oldest id and its place among the open values.
 void Scheduler::RefreshBatch(uint32_t batch) {
-  Batch& b = batches_[batch];
+  Batch& b = batches_.at(batch);
   if (b.head != UINT64_MAX) open_.erase({b.head, batch});
   b.head = UINT64_MAX;
   if (b.queued == 0) return;
@@ -331,11 +338,22 @@ bool Scheduler::Eligible(const QueueKey& key, const std::string& mover,
   return MayTake(pools_[key.pool], mover, now);
 }
 
+// A value with nothing queued and no slot is forgotten: a later request with it starts afresh.
+void Scheduler::ForgetBatchIfUnused(uint32_t batch) {
+  auto it = batches_.find(batch);
+  if (it == batches_.end() || it->second.queued != 0 || !it->second.reserved_by.empty()) return;
+  if (it->second.head != UINT64_MAX) open_.erase({it->second.head, batch});
+  batch_ids_.erase(it->second.value);
+  batches_.erase(it);
+}
+
 void Scheduler::ReleaseSlot(Slot& slot) {
-  Batch& b = batches_[slot.batch];
+  const uint32_t batch = slot.batch;
+  Batch& b = batches_.at(batch);
   b.reserved_by.clear();
-  if (b.head != UINT64_MAX) open_.emplace(b.head, slot.batch);
+  if (b.head != UINT64_MAX) open_.emplace(b.head, batch);
   slot = Slot{};
+  ForgetBatchIfUnused(batch);
 }
 
 void Scheduler::ReleaseSlots(const std::string& mover) {
@@ -357,7 +375,7 @@ void Scheduler::ExpireSlots() {
       bool held = b.max_us > 0 && now - s.reserved_us >= b.max_us;
       if (idle || held) {
         spdlog::debug("mover {}: batching slot for {} released ({})", name,
-                      batches_[s.batch].value, idle ? "idle" : "held for its maximum");
+                      batches_.at(s.batch).value, idle ? "idle" : "held for its maximum");
         ReleaseSlot(s);
       }
     }
@@ -401,7 +419,7 @@ std::vector<Scheduler::SlotInfo> Scheduler::Slots(const std::string& mover) cons
   const int64_t now = clock_->NowMicros();
   for (const Slot& s : it->second.slots) {
     if (s.batch == 0) continue;
-    out.push_back(SlotInfo{batches_[s.batch].value, s.running, s.taken, now - s.reserved_us,
+    out.push_back(SlotInfo{batches_.at(s.batch).value, s.running, s.taken, now - s.reserved_us,
                            now - s.last_us});
   }
   return out;
@@ -420,8 +438,9 @@ std::string Scheduler::Holding(const Ticket& t) const {
     }
   }
   if (t.batch != 0) {
-    const Batch& b = batches_[t.batch];
-    if (!b.reserved_by.empty()) {
+    auto it = batches_.find(t.batch);
+    if (it != batches_.end() && !it->second.reserved_by.empty()) {
+      const Batch& b = it->second;
       return fmt::format("batch {}={} is reserved by mover {}", options_.batching.tag, b.value,
                          b.reserved_by);
     }
@@ -591,7 +610,7 @@ size_t Scheduler::Dispatch(const std::string& mover, const std::vector<uint32_t>
       while (ms.slots[free_slot].batch != 0) ++free_slot;
       Slot& s = ms.slots[free_slot];
       s = Slot{open.second, now, now, 0, 0};
-      Batch& b = batches_[open.second];
+      Batch& b = batches_.at(open.second);
       b.reserved_by = mover;
       open_.erase({b.head, open.second});
       fill_slot(free_slot);

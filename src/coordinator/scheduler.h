@@ -29,6 +29,7 @@
 #include <absl/container/btree_map.h>
 #include <absl/container/btree_set.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/node_hash_map.h>
 
 #include <array>
 #include <cstdint>
@@ -107,6 +108,9 @@ class Scheduler {
   void ForEachQueued(const std::function<bool(uint64_t id, uint32_t archive_id)>& fn) const;
   // The movers a hash rule sends `value` to (for tests and status): rule index, value.
   std::string HashTarget(size_t rule, std::string_view value) const;
+  // Batch values known now: those with queued work or a slot (a value is forgotten once it
+  // has neither, so a tag that names every job does not grow the coordinator forever).
+  size_t batch_values() const { return batches_.size(); }
 
  private:
   struct QueueKey {
@@ -168,6 +172,7 @@ class Scheduler {
   double Finish(double pass, uint32_t owner) const;
   uint64_t TakeFrom(std::map<QueueKey, Queue>::iterator it);
   void RefreshBatch(uint32_t batch);
+  void ForgetBatchIfUnused(uint32_t batch);
   void ReleaseSlot(Slot& slot);
   size_t DispatchFifo(const std::string& mover, const std::vector<uint32_t>& archive_ids,
                       Room room, const std::function<void(uint64_t)>& assign);
@@ -190,8 +195,11 @@ class Scheduler {
   // Hash rules: rule index -> ring of (point, pool), sorted.
   std::vector<std::vector<std::pair<uint64_t, uint32_t>>> rings_;
   absl::flat_hash_map<std::string, MoverState> movers_;
-  Interned batch_names_;
-  std::vector<Batch> batches_;
+  // Batch values by id, and ids by value. Ids are never reused while the coordinator runs, so a
+  // running request's ticket naming a forgotten value matches no slot.
+  absl::node_hash_map<uint32_t, Batch> batches_;
+  absl::flat_hash_map<std::string, uint32_t> batch_ids_;
+  uint32_t next_batch_ = 1;
   absl::btree_set<std::pair<uint64_t, uint32_t>> open_;  // open batch values by (head, batch)
 };
 

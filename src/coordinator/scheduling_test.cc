@@ -305,6 +305,55 @@ TEST_F(SchedulingTest, ASlotReservesATagValueForOneMoverUntilIdle) {
   EXPECT_EQ(h.Row(a3)->mover, "m2");
 }
 
+// A tag that names every job must not grow the coordinator forever: a value is kept while
+// requests with it wait or a slot holds it, and forgotten after.
+TEST(SchedulerTest, ABatchValueIsForgottenOnceNothingWaitsAndNoSlotHoldsIt) {
+  ManualClock clock;
+  SchedulingOptions o;
+  o.batching.tag = "job";
+  o.batching.slots_per_mover = 1;
+  o.batching.idle_us = 5 * kSecond;
+  Scheduler s(o, &clock, {[](uint64_t) { return 2; }, [](uint64_t) { return int64_t{0}; }});
+  std::map<uint64_t, Ticket> tickets;
+  auto add = [&](uint64_t id, const std::string& job) {
+    store::RequestRow row;
+    row.id = id;
+    row.action = hsm::Action::kArchive;
+    row.archive_id = 1;
+    row.data = "job=" + job;
+    tickets[id] = s.Classify(row);
+    s.Add(id, 1, 0, tickets[id]);
+  };
+  for (uint64_t id = 1; id <= 1000; ++id) add(id, "J" + std::to_string(id));
+  EXPECT_EQ(s.batch_values(), 1000u);
+  for (uint64_t id = 1; id < 1000; ++id) s.Remove(id, 1, 0, tickets[id]);
+  EXPECT_EQ(s.batch_values(), 1u) << "removed requests leave no value behind";
+
+  Scheduler::Room room;
+  room.kind = {INT64_MAX, INT64_MAX, INT64_MAX};
+  room.archive_cap = 10;
+  std::vector<uint64_t> taken;
+  s.Dispatch("m1", {}, room, [&](uint64_t id) { taken.push_back(id); });
+  EXPECT_THAT(taken, ::testing::ElementsAre(1000u));
+  EXPECT_EQ(s.batch_values(), 1u) << "the slot holds it while nothing waits";
+  s.Released("m1", tickets[1000]);
+  clock.Advance(6 * kSecond);
+  s.ExpireSlots();
+  EXPECT_EQ(s.batch_values(), 0u) << "the slot idled out";
+  EXPECT_TRUE(s.Slots("m1").empty());
+
+  // The same value later starts afresh, and a stale ticket of the old one matches no slot.
+  add(1001, "J1000");
+  taken.clear();
+  s.Dispatch("m1", {}, room, [&](uint64_t id) { taken.push_back(id); });
+  EXPECT_THAT(taken, ::testing::ElementsAre(1001u));
+  s.Released("m1", tickets[1000]);
+  auto slots = s.Slots("m1");
+  ASSERT_EQ(slots.size(), 1u);
+  EXPECT_EQ(slots[0].value, "J1000");
+  EXPECT_EQ(slots[0].running, 1u) << "the old ticket did not release the new reservation";
+}
+
 TEST_F(SchedulingTest, SlotsShareTheArchiveCapacityAndAreReleasedAfterTheirMaximum) {
   SchedulingOptions s;
   s.batching.tag = "batch";
