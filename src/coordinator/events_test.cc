@@ -416,6 +416,28 @@ TEST_F(ReportWriterTest, QuietFileIsRemovedAndComesBackWithNewLines) {
   EXPECT_EQ(Lines(dir_ / "J1"), (std::vector<std::string>{"new C"})) << "a fresh file";
 }
 
+TEST_F(ReportWriterTest, FilesLeftByAnEarlierRunAreRemovedOnceQuiet) {
+  Open(dir_.path());
+  Turn({{"J1", "new A"}, {"J2", "new B"}});
+  writer_.reset();  // the coordinator stops: its files stay
+  ASSERT_EQ(FilesIn(dir_.path()), (std::vector<std::string>{"J1", "J2"}));
+  fs::create_directory(dir_ / "sub");
+  fs::create_symlink(dir_ / "J1", dir_ / "link");
+
+  Open(dir_.path());  // the next start
+  clock_.Advance(6'000'000);
+  Turn({{"J2", "done B 0"}});  // J2's job goes on after the restart
+  clock_.Advance(4'000'000);
+  writer_->Sync();
+  EXPECT_EQ(FilesIn(dir_.path()), (std::vector<std::string>{"J2", "link", "sub"}))
+      << "J1 was quiet for 10 s since the start; what is not a regular file is not ours";
+  EXPECT_EQ(Lines(dir_ / "J2"), (std::vector<std::string>{"new B", "done B 0"}));
+  clock_.Advance(6'000'000);
+  writer_->Sync();
+  EXPECT_EQ(FilesIn(dir_.path()), (std::vector<std::string>{"link", "sub"}));
+  EXPECT_EQ(writer_->stats().files_removed, 2u);
+}
+
 TEST_F(ReportWriterTest, UnsafeNamesGetNoFile) {
   const std::string sub = dir_ / "sub";
   Open(sub);

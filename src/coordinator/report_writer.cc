@@ -1,9 +1,11 @@
 // Report files: lines queued by the loop, appended and expired by the writer thread.
 #include "coordinator/report_writer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -99,7 +101,37 @@ Result<std::unique_ptr<ReportWriter>> ReportWriter::Open(const std::string& dir,
 
 ReportWriter::ReportWriter(std::string dir, int dir_fd, int64_t quiet_us, Clock* clock)
     : dir_(std::move(dir)), dir_fd_(dir_fd), quiet_us_(quiet_us), clock_(clock) {
+  AdoptLeftovers();
   thread_ = std::thread([this] { Run(); });
+}
+
+// Report files a stopped coordinator left behind are kept as if last written now: a job still
+// running appends to its file again, the others are removed once quiet. Only regular files
+// with a name a hint value could have are taken; anything else in the directory is left alone.
+void ReportWriter::AdoptLeftovers() {
+  const int fd = ::openat(dir_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (d == nullptr) {
+    if (fd >= 0) ::close(fd);
+    spdlog::warn("cannot list the report directory {}: {}; files left by an earlier run stay",
+                 dir_, std::strerror(errno));
+    return;
+  }
+  const int64_t now = clock_->NowMicros();
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    struct stat st {};
+    if (!SafeName(name) || ::fstatat(dir_fd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    last_line_us_.emplace(name, now);
+  }
+  ::closedir(d);
+  if (!last_line_us_.empty()) {
+    spdlog::info("report directory {}: {} files from an earlier run, removed once quiet", dir_,
+                 last_line_us_.size());
+  }
 }
 
 ReportWriter::~ReportWriter() {

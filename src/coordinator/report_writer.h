@@ -1,7 +1,8 @@
 // coordinatool's report files: each value of the reporting hint tag names a file DIR/<value>
 // that gets one line per step of the requests carrying it ("new FID", "assign FID host", ...,
 // see ReportLine). The loop only queues lines; a thread of the writer's own appends them, one
-// write per file per loop turn, and removes a file once no line was added to it for quiet_us.
+// write per file per loop turn, and removes a file once no line was added to it for quiet_us
+// (files left by an earlier run too).
 #pragma once
 
 #include <atomic>
@@ -44,7 +45,8 @@ class ReportWriter {
   // cannot be created, opened or written. `clock` must outlive the writer.
   static Result<std::unique_ptr<ReportWriter>> Open(const std::string& dir, int64_t quiet_us,
                                                     Clock* clock);
-  // Writes what was handed over and stops the thread. Files still present stay.
+  // Writes what was handed over and stops the thread. Files still present stay; the next
+  // writer opened on the directory removes them once quiet.
   ~ReportWriter();
   ReportWriter(const ReportWriter&) = delete;
   ReportWriter& operator=(const ReportWriter&) = delete;
@@ -68,6 +70,7 @@ class ReportWriter {
 
  private:
   ReportWriter(std::string dir, int dir_fd, int64_t quiet_us, Clock* clock);
+  void AdoptLeftovers();
   void Run();
   // Writer thread: appends `text` to file `name`; false (logged, counted) when it failed.
   bool Append(const std::string& name, const std::string& text);
