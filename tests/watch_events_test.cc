@@ -160,6 +160,46 @@ TEST_F(WatchEventsTest, WatchAndReportFileFollowAnArchiveThenTheFileGoesQuiet) {
   EXPECT_NE(watch.Log().find("ended the event stream"), std::string::npos) << watch.Log();
 }
 
+// With --follow, a watcher outlives a coordinator restart and sees what happens after it.
+TEST_F(WatchEventsTest, AFollowingWatcherWatchesAgainAfterARestart) {
+  WriteFile(P("a"), 1000, 1);
+  WriteFile(P("b"), 1000, 2);
+  Process watch({TierflowBinary(), "watch", "--follow", "--json", "--coordinator",
+                 cluster_.address()},
+                cluster_.dir() / "watch.log");
+  auto watching = [&] {
+    const std::string log = watch.Log();
+    size_t n = 0;
+    for (size_t at = log.find("watching the events"); at != std::string::npos;
+         at = log.find("watching the events", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return watching() == 1; }, std::chrono::seconds(30))) << watch.Log();
+  MustRun({"archive", "--wait", P("a")});
+  ASSERT_TRUE(WaitFor([&] { return Kinds(Events(watch)).size() >= 4; }, std::chrono::seconds(30)))
+      << watch.Log();
+
+  cluster_.KillCoordinator(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return watch.Log().find("reconnecting") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << watch.Log();
+  EXPECT_TRUE(watch.running()) << "it must wait for the coordinator\n" << watch.Log();
+  cluster_.StartCoordinator();
+  ASSERT_TRUE(WaitFor([&] { return watching() == 2; }, std::chrono::seconds(30))) << watch.Log();
+  MustRun({"archive", "--wait", P("b")});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const std::string& e : Events(watch)) {
+          if (JsonField(e, "kind") == "done" && JsonField(e, "path") == P("b")) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(30)))
+      << watch.Log() << cluster_.Logs();
+}
+
 TEST_F(WatchEventsTest, HintFilterShowsOnlyThatJob) {
   WriteFile(P("a"), 1000, 1);
   WriteFile(P("b"), 1000, 2);

@@ -1,13 +1,15 @@
 // `tierflow watch`: follows the coordinator's Events stream until interrupted or until the
-// coordinator goes away, printing each event as it comes.
+// coordinator goes away (with --follow, through its restarts), printing each event as it comes.
 #include "cli/watch_verb.h"
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "cli/cli_app.h"
 #include "cli/coordinator_client.h"
@@ -55,6 +57,7 @@ struct WatchArgs {
   std::vector<std::string> actions;
   std::string mover;
   bool json = false;
+  bool follow = false;
 };
 
 const std::map<std::string, v1::Action> kActions = {
@@ -82,15 +85,35 @@ int RunWatch(const WatchArgs& a) {
   req.set_mover(a.mover);
   for (const std::string& name : a.actions) req.add_actions(kActions.at(name));
   CoordinatorClient client(a.coordinator);
-  Status st = client.Events(
-      req,
-      [&] {
-        std::fprintf(stderr, "tierflow: watching the events of the coordinator at %s\n",
-                     a.coordinator.c_str());
-      },
-      [&](const v1::EventBatch& batch) { PrintBatch(batch, a.json); });
-  PrintError(st);
-  return ExitCodeFor(st);
+  // With --follow, an unreachable coordinator (stopped, restarting) is waited for: 0.25 s
+  // after a stream that was open, doubling to 5 s while it stays away.
+  using std::chrono::milliseconds;
+  milliseconds delay(250);
+  bool said_waiting = false;
+  for (;;) {
+    bool opened = false;
+    Status st = client.Events(
+        req,
+        [&] {
+          opened = true;
+          std::fprintf(stderr, "tierflow: watching the events of the coordinator at %s\n",
+                       a.coordinator.c_str());
+        },
+        [&](const v1::EventBatch& batch) { PrintBatch(batch, a.json); });
+    if (!a.follow || st.code() != Code::kUnavailable) {
+      PrintError(st);
+      return ExitCodeFor(st);
+    }
+    delay = opened ? milliseconds(250) : std::min(delay * 2, milliseconds(5000));
+    if (opened) {
+      PrintError(st.message() + "; reconnecting (events until then are not seen)");
+      said_waiting = false;
+    } else if (!said_waiting) {
+      PrintError(st.message() + "; waiting for it");
+      said_waiting = true;
+    }
+    std::this_thread::sleep_for(delay);  // waiting for the coordinator to come back
+  }
 }
 
 }  // namespace
@@ -134,9 +157,12 @@ void AddWatchVerb(CLI::App& app, std::vector<Command>* commands) {
       ->delimiter(',');
   w->add_option("--mover", a->mover, "only events of this mover (new and cancel have none)");
   w->add_flag("--json", a->json, "one JSON object per event and line");
+  w->add_flag("--follow", a->follow,
+              "when the coordinator goes away, wait for it and watch again (for dashboards)");
   w->footer(
-      "Runs until interrupted, or until the coordinator goes away (exit 3). Events are not\n"
-      "kept: a watcher sees what happens while it is connected.");
+      "Runs until interrupted, or until the coordinator goes away (exit 3; with --follow it\n"
+      "waits for the coordinator to come back). Events are not kept: a watcher sees what\n"
+      "happens while it is connected.");
   commands->push_back({w, [a] { return RunWatch(*a); }});
 }
 
