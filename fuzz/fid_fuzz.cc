@@ -34,13 +34,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ref.ParseFromString(ref_bytes)) {
     hsm::FileId file = wire::FileIdFromProto(ref);
     v1::FileRef out;
-    wire::FileRefToProto(file, ref.path(), &out);
-    FUZZ_CHECK(out.fsid() == ref.fsid() && out.path() == ref.path());
+    const std::string& path = wire::PathFromProto(ref);
+    wire::FileRefToProto(file, path, &out);
+    FUZZ_CHECK(out.fsid() == ref.fsid() && wire::PathFromProto(out) == path);
+    // Whatever the bytes of the path, the message parses back (a string field must be UTF-8).
+    v1::FileRef again;
+    FUZZ_CHECK(again.ParseFromString(out.SerializeAsString()) && wire::PathFromProto(again) == path);
     FUZZ_CHECK(wire::FileIdFromProto(out) == file);
     FUZZ_CHECK(hsm::FileIdHash()(file) == hsm::FileIdHash()(wire::FileIdFromProto(out)));
     auto printed = file.ToString();
     FUZZ_CHECK(printed.size() > file.fsid.size());
   }
+
+  const std::string shown = wire::DisplayText(ref_bytes);
+  FUZZ_CHECK(wire::IsUtf8(shown));
+  FUZZ_CHECK(wire::IsUtf8(ref_bytes) == (shown == ref_bytes));
 
   auto a = wire::ActionFromProto(static_cast<v1::Action>(action));
   if (a) FUZZ_CHECK(wire::ActionToProto(*a) == static_cast<v1::Action>(action));

@@ -44,6 +44,19 @@ class SpineTest : public ::testing::Test, protected ClusterCommands {
     EXPECT_EQ(r.exit_code, 0) << Describe(r);
     return r.out;
   }
+
+  // Flips one byte of the archive's only copy (at offset 4242).
+  void CorruptTheOnlyArchiveCopy() {
+    const std::vector<std::string> copies = FilesUnder(cluster_.archive());
+    ASSERT_EQ(copies.size(), 1u);
+    int fd = open(copies[0].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, 4242), 1);
+    c ^= 0x5a;
+    ASSERT_EQ(pwrite(fd, &c, 1, 4242), 1);
+    close(fd);
+  }
 };
 
 TEST_F(SpineTest, ArchiveReleaseRestoreTreePreservesEveryByteAndAttribute) {
@@ -173,17 +186,7 @@ TEST_F(SpineTest, CorruptArchiveCopyFailsRestoreAndFileStaysReleased) {
   auto before = Snapshot(P("precious"));
   MustRun({"archive", "--wait", P("precious")});
   MustRun({"release", P("precious")});
-  auto copies = FilesUnder(cluster_.archive());
-  ASSERT_EQ(copies.size(), 1u);
-  {
-    int fd = open(copies[0].c_str(), O_RDWR);
-    ASSERT_GE(fd, 0);
-    char c;
-    ASSERT_EQ(pread(fd, &c, 1, 4242), 1);
-    c ^= 0x5a;
-    ASSERT_EQ(pwrite(fd, &c, 1, 4242), 1);
-    close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(CorruptTheOnlyArchiveCopy());
   CommandResult r = cluster_.Client({"restore", "--wait", P("precious")});
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_NE((r.out + r.err).find("checksum"), std::string::npos) << Describe(r);
@@ -193,6 +196,32 @@ TEST_F(SpineTest, CorruptArchiveCopyFailsRestoreAndFileStaysReleased) {
   EXPECT_FALSE(HasData(P("precious"))) << "failed restore leaves the data punched";
   r = MustRun({"status"});
   EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;
+}
+
+// Linux file names are bytes: a name that is not UTF-8 (Latin-1 here) is archived, released
+// and restored like any other, is listed by status, and an error that names it reaches the
+// coordinator and the command (protobuf strings must be UTF-8; such a path travels as bytes).
+TEST_F(SpineTest, AFileNameThatIsNotUtf8GoesThroughEveryAction) {
+  const std::string name = "caf\xe9 \xff.dat";
+  WriteFile(P(name), 300000, 3);
+  const auto before = Snapshot(P(name));
+  MustRun({"archive", "--wait", P(name)});
+  MustRun({"release", P(name)});
+  EXPECT_FALSE(HasData(P(name)));
+  MustRun({"restore", "--wait", P(name)});
+  EXPECT_EQ(Snapshot(P(name)), before);
+  CommandResult r = MustRun({"status", "--state", "succeeded", "--action", "restore"});
+  EXPECT_NE(r.out.find(name), std::string::npos) << "the listing shows the name:\n" << r.out;
+  r = MustRun({"status", "--json", "--state", "succeeded", "--action", "restore"});
+  EXPECT_NE(r.out.find("\"raw_path\""), std::string::npos) << r.out;
+
+  // A corrupt copy: the restore fails with an error that names the file.
+  MustRun({"release", P(name)});
+  ASSERT_NO_FATAL_FAILURE(CorruptTheOnlyArchiveCopy());
+  r = cluster_.Client({"restore", "--wait", P(name)});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_NE((r.out + r.err).find("checksum"), std::string::npos) << Describe(r) << cluster_.Logs();
+  EXPECT_FALSE(HasData(P(name)));
 }
 
 TEST(SpineMoverTest, UnwritableArchiveRootIsRefusedAtStart) {

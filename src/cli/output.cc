@@ -10,6 +10,7 @@
 
 #include "cli/json_writer.h"
 #include "hsm/hsm_state.h"
+#include "wire/convert.h"
 
 namespace tierflow::cli {
 
@@ -91,14 +92,14 @@ void AppendRequests(const v1::StatusReply& s, std::string* out) {
   for (const v1::RequestInfo& r : s.requests()) {
     if (r.state() == v1::QUEUED) {
       queued += fmt::format("  {:<8} {:<8} {:>7}  {}  ({})\n", r.id(), ActionWord(r.action()),
-                            r.archive_id(), r.file().path(),
+                            r.archive_id(), wire::PathFromProto(r.file()),
                             r.waiting_reason().empty() ? "waiting" : r.waiting_reason());
     } else if (r.state() == v1::ASSIGNED) {
       std::string bytes = r.bytes_total() == 0 ? ""
                                                : fmt::format(" {}/{}", HumanBytes(r.bytes_done()),
                                                              HumanBytes(r.bytes_total()));
       running += fmt::format("  {:<8} {:<8} {:>7}  {}  on {}{}\n", r.id(), ActionWord(r.action()),
-                             r.archive_id(), r.file().path(), r.mover(), bytes);
+                             r.archive_id(), wire::PathFromProto(r.file()), r.mover(), bytes);
     }
   }
   if (!running.empty()) *out += "\nrunning\n  ID       ACTION   ARCHIVE  PATH\n" + running;
@@ -150,7 +151,7 @@ void AppendIdOrder(const v1::StatusReply& s, std::string* out) {
   *out += "\nrequests\n" + fmt::format(kRow, "ID", "ACTION", "STATE", "ARCHIVE", "MOVER", "USER",
                                         "PATH  [DATA]  (DETAIL)");
   for (const v1::RequestInfo& r : s.requests()) {
-    std::string path = r.file().path();
+    std::string path = wire::PathFromProto(r.file());
     if (!r.data().empty()) path += "  [" + r.data() + "]";
     std::string detail = Detail(r);
     if (!detail.empty()) path += "  (" + detail + ")";

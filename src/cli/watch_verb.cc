@@ -17,6 +17,7 @@
 #include "cli/output.h"
 #include "coordinator/report_writer.h"
 #include "hsm/fid.h"
+#include "wire/convert.h"
 
 namespace tierflow::cli {
 
@@ -130,7 +131,7 @@ std::string FormatEventJson(const v1::Event& e) {
   w.Key("kind").String(KindWord(e.kind())).Key("id").Uint(e.id());
   w.Key("action").String(ActionWord(e.action()));
   w.Key("fid").String(hsm::Fid{f.seq(), f.oid(), f.ver()}.ToString());
-  w.Key("fsid").String(f.fsid()).Key("path").String(f.path());
+  w.Key("fsid").String(f.fsid()).Key("path").String(wire::PathFromProto(f));
   w.Key("mover").String(e.mover()).Key("host").String(e.host());
   w.Key("bytes_done").Uint(e.bytes_done()).Key("bytes_total").Uint(e.bytes_total());
   w.Key("status").Int(e.status()).Key("hint").String(e.hint());

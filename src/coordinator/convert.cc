@@ -34,14 +34,14 @@ Status ValidateSpec(const v1::RequestSpec& spec, size_t index) {
     return Status(Code::kInvalidArgument,
                   fmt::format("request {}: file '{}' has no filesystem id or file id; give both "
                               "(fsid and a non-zero fid)",
-                              index, f.path()));
+                              index, wire::PathFromProto(f)));
   }
   return Status::Ok();
 }
 
 void RowFromSpec(const v1::RequestSpec& spec, store::RequestRow* row) {
   row->file = FileIdFromProto(spec.file());
-  row->path = spec.file().path();
+  row->path = wire::PathFromProto(spec.file());
   row->action = *ActionFromProto(spec.action());
   row->archive_id = spec.archive_id();
   row->flags = spec.flags();
@@ -69,7 +69,7 @@ void RowToInfo(const store::RequestRow& row, v1::RequestInfo* out) {
   if (!row.mover.empty()) out->set_mover(row.mover);
   out->set_epoch(row.epoch);
   out->set_error_code(row.error_code);
-  if (!row.error.empty()) out->set_error(row.error);
+  if (!row.error.empty()) out->set_error(wire::DisplayText(row.error));
   out->set_created_us(row.created_us);
   out->set_changed_us(row.changed_us);
   out->set_attempts(row.attempts);

@@ -1527,7 +1527,9 @@ void Coordinator::AddInfo(const Request& r, v1::WaitUpdate* update) const {
   RowToInfo(r.row, info);
   info->set_bytes_done(r.bytes_done);
   info->set_bytes_total(r.bytes_total);
-  if (r.row.state == RequestState::kQueued) info->set_waiting_reason(WaitingReason(r));
+  if (r.row.state == RequestState::kQueued) {
+    info->set_waiting_reason(wire::DisplayText(WaitingReason(r)));
+  }
 }
 
 void Coordinator::SendChunked(WaitChannel& channel, std::vector<const Request*>& items) const {
@@ -1733,7 +1735,7 @@ void Coordinator::Describe(const Request& r, v1::RequestInfo* info) const {
   }
   info->set_bytes_done(r.bytes_done);
   info->set_bytes_total(r.bytes_total);
-  info->set_waiting_reason(WaitingReason(r));
+  info->set_waiting_reason(wire::DisplayText(WaitingReason(r)));
 }
 
 void Coordinator::ListRequests(uint32_t limit, v1::StatusReply* reply) const {
@@ -1884,7 +1886,7 @@ void Coordinator::FillMoverInfo(const Mover& m, v1::MoverInfo* info) const {
   if (m.connected && m.silent) info->set_silent_us(clock_->NowMicros() - m.last_pong_us);
   for (const Scheduler::SlotInfo& s : sched_.Slots(m.id)) {
     v1::BatchSlot* slot = info->add_slots();
-    slot->set_value(s.value);
+    slot->set_value(wire::DisplayText(s.value));
     slot->set_running(s.running);
     slot->set_taken(s.taken);
     slot->set_held_us(s.held_us);
@@ -1906,7 +1908,7 @@ v1::StatusReply Coordinator::GetStatus(const v1::StatusRequest& request) const {
   }
   for (const auto& [id, m] : movers_) FillMoverInfo(m, reply.add_movers());
   reply.set_lock(lock_);
-  for (std::string& w : Warnings()) reply.add_warnings(std::move(w));
+  for (std::string& w : Warnings()) reply.add_warnings(wire::DisplayText(w));
   reply.set_journal_records(journal_->committed_records());
   if (IsFilteredListing(request)) {
     Listing l(request);

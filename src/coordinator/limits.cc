@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace tierflow::coordinator {
 
 using namespace limits;
@@ -29,8 +31,9 @@ Status CheckFileRef(const v1::FileRef& f, std::string_view call, std::string_vie
   if (f.fsid().size() > kMaxFsidBytes) {
     return TooLong(fmt::format("{}: {}[{}].fsid", call, field, i), f.fsid().size(), kMaxFsidBytes);
   }
-  if (f.path().size() > kMaxPathBytes) {
-    return TooLong(fmt::format("{}: {}[{}].path", call, field, i), f.path().size(), kMaxPathBytes);
+  const size_t path_bytes = std::max(f.path().size(), f.raw_path().size());
+  if (path_bytes > kMaxPathBytes) {
+    return TooLong(fmt::format("{}: {}[{}].path", call, field, i), path_bytes, kMaxPathBytes);
   }
   return Status::Ok();
 }

@@ -20,7 +20,7 @@ uint64_t LogicalSize(const std::string& path) {
 
 Status Canceled(const v1::ActionItem& item) {
   return Status(Code::kCanceled, "action " + std::to_string(item.id()) + " on " +
-                                     item.file().path() + " was canceled");
+                                     wire::PathFromProto(item.file()) + " was canceled");
 }
 
 // Whether the request data holds `tag` as one of its tags (separated by spaces, commas,
@@ -41,7 +41,7 @@ bool HasTag(std::string_view data, std::string_view tag) {
 ActionOutcome RunAction(const v1::ActionItem& item, ArchiveBackend& backend,
                         const CopyControl& ctl) {
   if (ctl.cancel != nullptr && ctl.cancel->load()) return {Canceled(item), 0};
-  const std::string& path = item.file().path();
+  const std::string& path = wire::PathFromProto(item.file());
   const hsm::FileId id = wire::FileIdFromProto(item.file());
   ActionOutcome out;
   switch (item.action()) {
@@ -74,7 +74,7 @@ v1::Result MakeResult(const v1::ActionItem& item, const ActionOutcome& outcome) 
   const Status& st = outcome.status;
   if (st.ok()) return r;
   r.set_error_code(st.code() == Code::kCanceled ? ECANCELED : st.AsErrno());
-  r.set_error(st.ToString());
+  r.set_error(wire::DisplayText(st.ToString()));
   r.set_retryable(st.code() == Code::kUnavailable || st.code() == Code::kTimeout);
   return r;
 }

@@ -526,7 +526,7 @@ void MoverImpl::StartQueuedLocked(int kind) {
 
 void MoverImpl::FinishWithoutRunningLocked(const TaskPtr& t, const Status& status) {
   ActionOutcome out{
-      status.Annotate(v1::Action_Name(t->item.action()) + " " + t->item.file().path()), 0};
+      status.Annotate(v1::Action_Name(t->item.action()) + " " + wire::PathFromProto(t->item.file())), 0};
   LogOutcome(*t, out, 0);
   t->result = Bounded(MakeResult(t->item, out));
   AppendActionLog(*t, *t->result);
@@ -605,10 +605,11 @@ void MoverImpl::LogOutcome(const Task& t, const ActionOutcome& out, int64_t elap
   const std::string fid = wire::FileIdFromProto(f).fid.ToString();
   if (out.status.ok()) {
     spdlog::info("{} {} {} id={} bytes={} duration={:.3f}s ok", v1::Action_Name(t.item.action()),
-                 fid, f.path(), t.item.id(), out.bytes, elapsed_us / 1e6);
+                 fid, wire::PathFromProto(f), t.item.id(), out.bytes, elapsed_us / 1e6);
   } else {
     spdlog::info("{} {} {} id={} bytes={} duration={:.3f}s failed: {}",
-                 v1::Action_Name(t.item.action()), fid, f.path(), t.item.id(), out.bytes,
+                 v1::Action_Name(t.item.action()), fid, wire::PathFromProto(f), t.item.id(),
+                 out.bytes,
                  elapsed_us / 1e6, out.status.ToString());
   }
 }

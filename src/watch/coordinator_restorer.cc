@@ -178,10 +178,10 @@ void CoordinatorRestorer::SubmitInBackground(const v1::RequestSpec& spec) {
     auto id = Submit(spec);
     if (id.ok()) {
       spdlog::info("submitted {} of {} as request {}", v1::Action_Name(spec.action()),
-                   spec.file().path(), *id);
+                   wire::PathFromProto(spec.file()), *id);
     } else {
       spdlog::warn("could not submit {} of {}: {}", v1::Action_Name(spec.action()),
-                   spec.file().path(), id.status().ToString());
+                   wire::PathFromProto(spec.file()), id.status().ToString());
     }
   });
 }
