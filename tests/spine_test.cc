@@ -214,6 +214,7 @@ TEST_F(SpineTest, AFileNameThatIsNotUtf8GoesThroughEveryAction) {
   EXPECT_NE(r.out.find(name), std::string::npos) << "the listing shows the name:\n" << r.out;
   r = MustRun({"status", "--json", "--state", "succeeded", "--action", "restore"});
   EXPECT_NE(r.out.find("\"raw_path\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("caf\\\\xe9 \\\\xff.dat"), std::string::npos) << "readable too: " << r.out;
 
   // A corrupt copy: the restore fails with an error that names the file.
   MustRun({"release", P(name)});

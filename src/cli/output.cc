@@ -325,6 +325,13 @@ std::string FormatStatusJson(const v1::StatusReply& s) {
   v1::StatusReply copy = s;
   copy.clear_warnings();
   for (const std::string& w : StatusWarnings(s)) copy.add_warnings(w);
+  // A path that is not UTF-8 travels as bytes (raw_path, base64 in JSON): path shows it as
+  // text too, its bad bytes as \xNN, so a reader sees the name and a script has it exact.
+  for (v1::RequestInfo& r : *copy.mutable_requests()) {
+    if (!r.file().raw_path().empty()) {
+      r.mutable_file()->set_path(wire::DisplayText(r.file().raw_path()));
+    }
+  }
   return ProtoJson(copy);
 }
 

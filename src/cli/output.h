@@ -39,7 +39,9 @@ struct StatusListing {
 std::string FormatStatus(const v1::StatusReply& status, const std::string& coordinator,
                          const StatusListing& listing = {});
 
-// The report as one JSON document (protobuf's JSON mapping, field names as in the proto).
+// The report as one JSON document (protobuf's JSON mapping, field names as in the proto). A
+// request's file whose path is not UTF-8 has it exact in raw_path (base64) and, readable, with
+// each bad byte as \xNN, in path.
 std::string FormatStatusJson(const v1::StatusReply& status);
 
 // Any reply as one JSON line, in the same mapping as FormatStatusJson.

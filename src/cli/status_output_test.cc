@@ -9,6 +9,7 @@
 
 #include "cli/cli_app.h"
 #include "cli/output.h"
+#include "wire/convert.h"
 
 namespace tierflow::cli {
 namespace {
@@ -142,6 +143,17 @@ TEST(StatusListing, JsonCarriesTheNextPageAndTheListingFields) {
   EXPECT_NE(json.find("\"user\":\"bob\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"running_archive\":\"3\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"capacity_override\":false"), std::string::npos) << json;
+}
+
+TEST(StatusListing, JsonShowsAPathThatIsNotUtf8AsTextAndKeepsItsBytes) {
+  v1::StatusReply s;
+  *s.add_requests() = Request(7, v1::QUEUED, "");
+  wire::FileRefToProto(hsm::FileId{"fs1", hsm::Fid{1, 2, 0}}, "/fs/caf\xe9",
+                       s.mutable_requests(0)->mutable_file());
+  ASSERT_FALSE(s.requests(0).file().raw_path().empty());
+  std::string json = FormatStatusJson(s);
+  EXPECT_NE(json.find("\"path\":\"/fs/caf\\\\xe9\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"raw_path\":\"L2ZzL2NhZuk=\""), std::string::npos) << json;  // base64
 }
 
 TEST(CapacityText, SaysWhoSetTheBoundsAndWhatHappensToWorkAboveThem) {
