@@ -231,7 +231,7 @@ class Mover final : public MoverChannel {
 class AssignTimes final : public EventChannel {
  public:
   size_t queued_bytes() const override { return 0; }
-  void Send(std::shared_ptr<const v1::EventBatch> batch) override {
+  void Send(std::shared_ptr<const v1::EventBatch> batch, size_t) override {
     std::lock_guard lock(mu_);
     for (const auto& e : batch->events()) {
       if (e.kind() == v1::Event::ASSIGN) assigned_.emplace(e.id(), e.time_us());

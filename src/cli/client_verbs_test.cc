@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/cli_app.h"
+#include "cli/run_args.h"
 #include "hsm/hsm_state.h"
 #include "mover/backends/posix_backend.h"
 #include "mover/fs/fs_test_support.h"
@@ -19,23 +20,6 @@ namespace {
 
 using mover::testing::TempDir;
 using mover::testing::WriteFile;
-
-struct Ran {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Ran RunArgs(std::vector<std::string> args) {
-  std::vector<const char*> argv = {"tierflow"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  int code = Run(static_cast<int>(argv.size()), argv.data());
-  std::string out = ::testing::internal::GetCapturedStdout();
-  std::string err = ::testing::internal::GetCapturedStderr();
-  return {code, out, err};
-}
 
 std::string Describe(const Ran& r) {
   return "exit " + std::to_string(r.code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;

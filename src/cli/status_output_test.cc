@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/cli_app.h"
+#include "cli/run_args.h"
 #include "cli/output.h"
 #include "wire/convert.h"
 
@@ -183,23 +184,6 @@ TEST(CapacityText, SaysWhoSetTheBoundsAndWhatHappensToWorkAboveThem) {
 }
 
 // ---- command line ----
-
-struct Ran {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Ran RunArgs(std::vector<std::string> args) {
-  std::vector<const char*> argv = {"tierflow"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  int code = Run(static_cast<int>(argv.size()), argv.data());
-  std::string out = ::testing::internal::GetCapturedStdout();
-  std::string err = ::testing::internal::GetCapturedStderr();
-  return {code, out, err};
-}
 
 // A loopback port nothing listens on: usage errors must be found before any connection.
 constexpr const char* kNobody = "127.0.0.1:1";

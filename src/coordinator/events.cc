@@ -73,11 +73,11 @@ struct EventHub::Subscriber {
       // Nothing new this turn, but it has caught up: tell it what it lost.
       auto empty = std::make_shared<v1::EventBatch>();
       empty->set_dropped(std::exchange(dropped, 0));
-      channel->Send(std::move(empty));
+      channel->Send(std::move(empty), 0);  // a few bytes
     }
     for (Batch& b : batches) {
       b.msg->set_dropped(std::exchange(dropped, 0));
-      channel->Send(std::shared_ptr<const v1::EventBatch>(std::move(b.arena), b.msg));
+      channel->Send(std::shared_ptr<const v1::EventBatch>(std::move(b.arena), b.msg), b.bytes);
     }
     batches.clear();
     checked = false;

@@ -24,7 +24,8 @@ class EventChannel {
   // Bytes queued and not yet written: past a bound the hub drops this watcher's events and
   // reports how many in its next batch (a slow watcher must not grow the coordinator).
   virtual size_t queued_bytes() const = 0;
-  virtual void Send(std::shared_ptr<const v1::EventBatch> batch) = 0;
+  // `bytes` is the hub's estimate of the batch's size (the loop does not serialize to count).
+  virtual void Send(std::shared_ptr<const v1::EventBatch> batch, size_t bytes) = 0;
   virtual void Finish(const Status& status) = 0;
 };
 

@@ -35,7 +35,7 @@ class RecordingEventChannel final : public EventChannel {
     std::lock_guard<std::mutex> lock(mu_);
     return queued_;
   }
-  void Send(std::shared_ptr<const v1::EventBatch> batch) override {
+  void Send(std::shared_ptr<const v1::EventBatch> batch, size_t) override {
     std::lock_guard<std::mutex> lock(mu_);
     batches_.push_back(*batch);
   }
@@ -653,6 +653,15 @@ class EventsServiceTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Server> server_;
+  // An Events call that must be refused: it yields no batch; returns how it ended.
+  grpc::Status Refused(const v1::EventsRequest& req) {
+    grpc::ClientContext ctx;
+    auto reader = stub_->Events(&ctx, req);
+    v1::EventBatch batch;
+    EXPECT_FALSE(reader->Read(&batch));
+    return reader->Finish();
+  }
+
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 
@@ -695,26 +704,18 @@ TEST_F(EventsServiceTest, StreamCarriesEventsAndEndsWhenTheCoordinatorStops) {
 
 TEST_F(EventsServiceTest, HintFilterWithoutAHintKeyIsRefused) {
   Start();
-  grpc::ClientContext ctx;
   v1::EventsRequest req;
   req.set_hint("J1");
-  auto reader = stub_->Events(&ctx, req);
-  v1::EventBatch batch;
-  EXPECT_FALSE(reader->Read(&batch));
-  grpc::Status st = reader->Finish();
+  grpc::Status st = Refused(req);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(st.error_message().find("hint key"), std::string::npos) << st.error_message();
 }
 
 TEST_F(EventsServiceTest, OversizedFilterIsRefused) {
   Start();
-  grpc::ClientContext ctx;
   v1::EventsRequest req;
   req.set_mover("a/b");
-  auto reader = stub_->Events(&ctx, req);
-  v1::EventBatch batch;
-  EXPECT_FALSE(reader->Read(&batch));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Refused(req).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(EventsServiceTest, UnusableReportDirFailsStartNamingIt) {

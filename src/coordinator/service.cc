@@ -226,71 +226,23 @@ Result<T> GetInLoop(EventLoop* loop, std::function<Result<T>()> fn) {
   return CallInLoop<T>(loop, [fn = std::move(fn)](Coordinator::Reply<T> done) { done(fn()); });
 }
 
-// One Wait call: the loop queues updates, the handler thread writes them.
-class WaitQueue final : public WaitChannel {
+// What the loop hands to one gRPC handler thread: items in order, then the end. Counts the
+// bytes it holds (as the producer estimated them), so a producer can stop feeding a client
+// that does not read.
+template <typename Item>
+class Handoff {
  public:
-  enum class Next { kUpdate, kFinished, kIdle };
+  enum class Next { kItem, kFinished, kIdle };
 
-  void Send(OutUpdate update) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      updates_.push_back(std::move(update));
-    }
-    cv_.notify_one();
-  }
-  void Finish(const Status& status) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      finished_ = true;
-      status_ = status;
-    }
-    cv_.notify_one();
-  }
-  // Updates first, then the end; kIdle after `timeout` with neither.
-  Next Pop(OutUpdate* update, Status* status, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !updates_.empty() || finished_; });
-    if (!updates_.empty()) {
-      *update = std::move(updates_.front());
-      updates_.pop_front();
-      return Next::kUpdate;
-    }
-    if (finished_) {
-      *status = status_;
-      return Next::kFinished;
-    }
-    return Next::kIdle;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<OutUpdate> updates_;
-  bool finished_ = false;
-  Status status_;
-};
-
-// One Events call: the hub queues batches, the handler thread writes them. Counts the bytes it
-// holds, so the hub can stop feeding a watcher that does not read.
-class EventQueue final : public EventChannel {
- public:
-  enum class Next { kBatch, kFinished, kIdle };
-  using Batch = std::shared_ptr<const v1::EventBatch>;
-
-  size_t queued_bytes() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return bytes_;
-  }
-  void Send(Batch batch) override {
-    const size_t bytes = batch->ByteSizeLong();
+  void Push(Item item, size_t bytes) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       bytes_ += bytes;
-      batches_.emplace_back(std::move(batch), bytes);
+      items_.emplace_back(std::move(item), bytes);
     }
     cv_.notify_one();
   }
-  void Finish(const Status& status) override {
+  void End(const Status& status) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       finished_ = true;
@@ -298,15 +250,19 @@ class EventQueue final : public EventChannel {
     }
     cv_.notify_one();
   }
-  // Batches first, then the end; kIdle after `timeout` with neither.
-  Next Pop(Batch* batch, Status* status, std::chrono::milliseconds timeout) {
+  size_t bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bytes_;
+  }
+  // Items first, then the end; kIdle after `timeout` with neither.
+  Next Pop(Item* item, Status* status, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !batches_.empty() || finished_; });
-    if (!batches_.empty()) {
-      *batch = std::move(batches_.front().first);
-      bytes_ -= batches_.front().second;
-      batches_.pop_front();
-      return Next::kBatch;
+    cv_.wait_for(lock, timeout, [&] { return !items_.empty() || finished_; });
+    if (!items_.empty()) {
+      *item = std::move(items_.front().first);
+      bytes_ -= items_.front().second;
+      items_.pop_front();
+      return Next::kItem;
     }
     if (finished_) {
       *status = status_;
@@ -318,11 +274,57 @@ class EventQueue final : public EventChannel {
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<Batch, size_t>> batches_;
+  std::deque<std::pair<Item, size_t>> items_;
   size_t bytes_ = 0;
   bool finished_ = false;
   Status status_;
 };
+
+// One Wait call.
+class WaitQueue final : public WaitChannel, public Handoff<OutUpdate> {
+ public:
+  void Send(OutUpdate update) override { Push(std::move(update), 0); }
+  void Finish(const Status& status) override { End(status); }
+};
+
+// One Events call.
+class EventQueue final : public EventChannel, public Handoff<std::shared_ptr<const v1::EventBatch>> {
+ public:
+  size_t queued_bytes() const override { return bytes(); }
+  void Send(std::shared_ptr<const v1::EventBatch> batch, size_t bytes) override {
+    Push(std::move(batch), bytes);
+  }
+  void Finish(const Status& status) override { End(status); }
+};
+
+// Writes what `queue` hands over until the loop ends it (its status), or until the client goes
+// away: then `gone` tells the loop, and the call ends CANCELLED. The timeout only bounds how long
+// a client that went away keeps this thread.
+template <typename Item, typename Writer>
+grpc::Status WriteUntilEnd(Handoff<Item>& queue, Writer* writer, grpc::ServerContext* context,
+                           const std::function<void()>& gone, const char* who) {
+  Item item;
+  tierflow::Status end;
+  for (;;) {
+    switch (queue.Pop(&item, &end, std::chrono::milliseconds(500))) {
+      case Handoff<Item>::Next::kItem:
+        if (!writer->Write(*item)) {
+          gone();
+          return grpc::Status(grpc::StatusCode::CANCELLED, std::string(who) + " went away");
+        }
+        item = Item();
+        break;
+      case Handoff<Item>::Next::kFinished:
+        return ToGrpcStatus(end);
+      case Handoff<Item>::Next::kIdle:
+        if (context->IsCancelled()) {
+          gone();
+          return grpc::Status(grpc::StatusCode::CANCELLED, std::string(who) + " went away");
+        }
+        break;
+    }
+  }
+}
 
 using MoverStream = grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::MoverMessage>;
 
@@ -493,27 +495,7 @@ grpc::Status CoordinatorService::Wait(grpc::ServerContext* context, const v1::Wa
   if (!watch.ok()) return ToGrpcStatus(watch.status());
   Coordinator::WatchId wid = *watch;
   auto unwatch = [this, wid] { loop_->Post([this, wid] { coordinator_->Unwatch(wid); }); };
-  OutUpdate update;
-  tierflow::Status end;
-  for (;;) {
-    // The timeout only bounds how long a client that went away keeps this thread.
-    switch (queue->Pop(&update, &end, std::chrono::milliseconds(500))) {
-      case WaitQueue::Next::kUpdate:
-        if (!writer->Write(*update)) {
-          unwatch();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "waiter went away");
-        }
-        break;
-      case WaitQueue::Next::kFinished:
-        return ToGrpcStatus(end);
-      case WaitQueue::Next::kIdle:
-        if (context->IsCancelled()) {
-          unwatch();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "waiter went away");
-        }
-        break;
-    }
-  }
+  return WriteUntilEnd(*queue, writer, context, unwatch, "waiter");
 }
 
 grpc::Status CoordinatorService::Events(grpc::ServerContext* context,
@@ -550,28 +532,7 @@ grpc::Status CoordinatorService::Events(grpc::ServerContext* context,
   // Tells the client it is subscribed: events from now on reach it.
   context->AddInitialMetadata(std::string(kEventsSubscribedHeader), "1");
   writer->SendInitialMetadata();
-  EventQueue::Batch batch;
-  tierflow::Status end;
-  for (;;) {
-    // The timeout only bounds how long a client that went away keeps this thread.
-    switch (queue->Pop(&batch, &end, std::chrono::milliseconds(500))) {
-      case EventQueue::Next::kBatch:
-        if (!writer->Write(*batch)) {
-          unsubscribe();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
-        }
-        batch.reset();
-        break;
-      case EventQueue::Next::kFinished:
-        return ToGrpcStatus(end);
-      case EventQueue::Next::kIdle:
-        if (context->IsCancelled()) {
-          unsubscribe();
-          return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
-        }
-        break;
-    }
-  }
+  return WriteUntilEnd(*queue, writer, context, unsubscribe, "watcher");
 }
 
 grpc::Status CoordinatorService::MoverSession(grpc::ServerContext* context, MoverStream* stream) {
